@@ -1,0 +1,33 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dev validate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --project-dir . --profiles-dir .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tally demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+validate: $(STAMP)
+	$(BIN)/tally validate
+
+dev: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster} && mkdir -p $$DAGSTER_HOME && \
+	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_benchmark.py
+
+clean:
+	rm -rf warehouse invoices/*/ dbt_project/target dbt_project/logs .dagster

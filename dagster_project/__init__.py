@@ -1,0 +1,1 @@
+"""Tally: warehouse-native usage-based billing."""

@@ -1,0 +1,231 @@
+"""Pydantic models of pricing_config/ (SPEC section 2): the shape of each file.
+
+Shape and types live here; rules that span fields or files (tiers increasing, references that
+must exist, types that must match) live in `validation.py`, so every message can name the exact
+path of the offending field.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; parsed configuration never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- event_schemas.yaml -------------------------------------------------------------------------
+
+class Attribute(Strict):
+    name: Name
+    unit: str | None = None
+    required: bool = False
+    description: str | None = None
+
+
+class EventSchema(Strict):
+    name: Name
+    description: str | None = None
+    attributes: list[Attribute] = []
+    dimensions: list[Name] = []
+
+
+class EventSchemasFile(Strict):
+    event_schemas: list[EventSchema] = []
+
+
+# --- usage_meters.yaml ----------------------------------------------------------------------------
+
+Aggregation = Literal["COUNT", "SUM", "UNIQUE_COUNT", "MAX", "LATEST"]
+
+
+class UsageMeter(Strict):
+    name: Name
+    description: str | None = None
+    event_schema: Name
+    aggregation: Aggregation
+    attribute: Name | None = None
+    unique_by: Name | None = None
+    # A tree of all/any/not over conditions; parsed by filters.parse_filter so that its messages
+    # can point inside the tree.
+    filter: dict[str, Any] | None = None
+
+
+class UsageMetersFile(Strict):
+    usage_meters: list[UsageMeter] = []
+
+
+# --- billable_items.yaml ----------------------------------------------------------------------------
+
+ItemType = Literal["usage", "license", "named_license", "fixed_fee", "feature"]
+
+
+class BillableItem(Strict):
+    name: Name
+    billable_name: str
+    type: ItemType
+    usage_meter: Name | None = None
+    description: str | None = None
+
+
+class BillableItemsFile(Strict):
+    billable_items: list[BillableItem] = []
+
+
+# --- price_plans/<plan>.yaml ---------------------------------------------------------------------------
+
+class BillingCycle(Strict):
+    interval: Literal["day", "week", "month", "quarter", "year"]
+    interval_count: int = Field(default=1, ge=1)
+    anchor: Literal["assignment", "calendar"] = "calendar"
+
+
+class Tier(Strict):
+    up_to: Decimal | None
+    unit_price: Decimal
+    flat_fee: Decimal = Decimal(0)
+
+
+class _UsageRateCardBase(Strict):
+    billable_item: Name
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+
+
+class PerUnitRateCard(_UsageRateCardBase):
+    model: Literal["per_unit"]
+    unit_price: Decimal
+
+
+class TieredRateCard(_UsageRateCardBase):
+    model: Literal["tiered"]
+    tiers: list[Tier]
+
+
+class VolumeRateCard(_UsageRateCardBase):
+    model: Literal["volume"]
+    tiers: list[Tier]
+
+
+class PackageRateCard(_UsageRateCardBase):
+    model: Literal["package"]
+    package_size: Decimal
+    package_price: Decimal
+    free_units: Decimal = Decimal(0)
+
+
+class PercentageRateCard(_UsageRateCardBase):
+    model: Literal["percentage"]
+    rate: Decimal
+    fixed_fee_per_event: Decimal = Decimal(0)
+
+
+UsageRateCard = Annotated[
+    Union[PerUnitRateCard, TieredRateCard, VolumeRateCard, PackageRateCard, PercentageRateCard],
+    Field(discriminator="model"),
+]
+USAGE_MODELS = ("per_unit", "tiered", "volume", "package", "percentage")
+
+
+class LicenseRateCard(Strict):
+    billable_item: Name
+    unit_price: Decimal
+    proration: Literal["daily", "none"] = "daily"
+
+
+class FixedFeeRateCard(Strict):
+    billable_item: Name
+    amount: Decimal
+    recurrence: Literal["recurring", "one_time"] = "recurring"
+    timing: Literal["in_arrears", "in_advance"] = "in_arrears"
+    prorate: bool = False
+
+
+class RateCards(Strict):
+    usage: list[UsageRateCard] = []
+    licenses: list[LicenseRateCard] = []
+    fixed_fees: list[FixedFeeRateCard] = []
+
+
+# `all` or a list of billable item names; checked in validation.py for one clear message.
+AppliesTo = Any
+
+
+class PlanCredit(Strict):
+    amount: Decimal
+    applies_to: AppliesTo = "all"
+    expires: Literal["end_of_cycle", "never"] = "end_of_cycle"
+    priority: int = 0
+
+
+class MinimumCommitment(Strict):
+    amount: Decimal
+    applies_to: AppliesTo = "all"
+
+
+class Entitlement(Strict):
+    feature: Name
+    limit: Decimal | None = None
+
+
+class RuleAction(Strict):
+    type: Literal["set_amount", "add_to_amount", "add_line"]
+    target: Name | None = None
+
+
+class PricingRule(Strict):
+    name: Name
+    order: int
+    condition: Any = None
+    compute: Any
+    action: RuleAction
+    description: str | None = None
+
+
+class PricePlan(Strict):
+    name: Name
+    description: str | None = None
+    currency: Currency
+    billing_cycle: BillingCycle
+    grace_period_days: int = Field(default=0, ge=0)
+    rate_cards: RateCards = RateCards()
+    credits: list[PlanCredit] = []
+    minimum_commitment: MinimumCommitment | None = None
+    entitlements: list[Entitlement] = []
+    pricing_rules: list[PricingRule] = []
+
+
+# --- billing.yaml ----------------------------------------------------------------------------------------
+
+class Issuer(Strict):
+    name: str
+    address: str | None = None
+    tax_id: str | None = None
+    email: str | None = None
+
+
+class InvoiceNumbering(Strict):
+    prefix: str = "INV"
+    padding: int = Field(default=6, ge=1, le=12)
+    reset: Literal["yearly", "monthly", "never"] = "yearly"
+
+
+class CustomCharge(Strict):
+    name: str
+    type: Literal["percentage"]
+    rate: Decimal
+
+
+class BillingSettings(Strict):
+    issuer: Issuer
+    invoice_numbering: InvoiceNumbering = InvoiceNumbering()
+    rounding: Literal["half_up", "half_even", "down"] = "half_up"
+    custom_charges: list[CustomCharge] = []

@@ -1,0 +1,44 @@
+"""The catalog as relational tables (config.*), for dbt to join and BI tools to read."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from dagster_project.catalog.filters import meter_value_sql
+from dagster_project.catalog.loader import Catalog
+
+_S, _I, _B = pa.string(), pa.int32(), pa.bool_()
+
+
+def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
+    schemas = catalog.event_schemas.values()
+    return {
+        "event_schemas": _table({"schema_name": _S, "description": _S},
+                                [(s.name, s.description) for s in schemas]),
+        "event_schema_attributes": _table(
+            {"schema_name": _S, "attribute_name": _S, "unit": _S, "is_required": _B},
+            [(s.name, a.name, a.unit, a.required) for s in schemas for a in s.attributes]),
+        "event_schema_dimensions": _table({"schema_name": _S, "dimension_name": _S},
+                                          [(s.name, d) for s in schemas for d in s.dimensions]),
+        "usage_meters": _table(
+            {"meter_name": _S, "schema_name": _S, "aggregation": _S, "attribute_name": _S, "unique_by": _S,
+             "value_sql": _S, "distinct_sql": _S, "filter_sql": _S},
+            [(m.name, m.event_schema, m.aggregation, m.attribute, m.unique_by,
+              *meter_value_sql(m.aggregation, m.attribute, m.unique_by), catalog.meter_filter_sql[m.name])
+             for m in catalog.usage_meters.values()]),
+        "billable_items": _table({"item_name": _S, "billable_name": _S, "item_type": _S, "meter_name": _S},
+                                 [(i.name, i.billable_name, i.type, i.usage_meter)
+                                  for i in catalog.billable_items.values()]),
+        "price_plans": _table(
+            {"plan_name": _S, "currency": _S, "interval_unit": _S, "interval_count": _I, "anchor": _S,
+             "grace_period_days": _I},
+            [(p.name, p.currency, p.billing_cycle.interval, p.billing_cycle.interval_count, p.billing_cycle.anchor,
+              p.grace_period_days) for p in catalog.price_plans.values()]),
+        "plan_meters": _table({"plan_name": _S, "meter_name": _S},
+                              [(plan, meter) for plan in catalog.price_plans for meter in catalog.meters_of_plan(plan)]),
+        "catalog_version": _table({"fingerprint": _S}, [(catalog.fingerprint,)]),
+    }
+
+
+def _table(columns: dict[str, pa.DataType], rows: list[tuple]) -> pa.Table:
+    names = list(columns)
+    return pa.table({name: pa.array([row[i] for row in rows], type=columns[name]) for i, name in enumerate(names)})

@@ -1,0 +1,67 @@
+"""The one Dagster Definitions: what `dagster dev` shows, the schedule runs, and `tally run` executes."""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+# SPEC 6 defaults, relative to the working directory; the CLI sets absolute paths from its flags.
+DEFAULT_PATHS = {
+    "TALLY_CONFIG_DIR": "pricing_config",
+    "TALLY_DATA_DIR": "seeds",
+    "TALLY_WAREHOUSE": "warehouse/tally.duckdb",
+    "TALLY_INVOICES_DIR": "invoices",
+}
+for _name, _default in DEFAULT_PATHS.items():
+    os.environ.setdefault(_name, _default)
+
+# Single-run backfills (BackfillPolicy) are marked beta; the warning repeats for every asset.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from dagster_project.defs.automation import PIPELINE_JOB, daily_billing, new_event_files  # noqa: E402
+from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_metering  # noqa: E402
+from dagster_project.defs.dbt.project import dbt_project  # noqa: E402
+from dagster_project.defs.ingest.assets import pricing_catalog, raw_events, reference_data  # noqa: E402
+from dagster_project.defs.invoicing.assets import invoices  # noqa: E402
+from dagster_project.defs.invoicing.checks import invoice_numbers_gapless, invoice_totals_reconcile  # noqa: E402
+from dagster_project.defs.partitions import billing_months  # noqa: E402
+from dagster_project.defs.publishing.assets import published_invoices  # noqa: E402
+from dagster_project.defs.rating.assets import rated_lines  # noqa: E402
+from dagster_project.defs.resources import (  # noqa: E402
+    BillingClock,
+    DataDirectoryResource,
+    InvoicesDirectoryResource,
+    PricingCatalogResource,
+    WarehouseResource,
+)
+
+# In-process: DuckDB allows one writing process per file, and every step writes the warehouse.
+tally_pipeline = dg.define_asset_job(
+    PIPELINE_JOB,
+    selection=dg.AssetSelection.all(),
+    partitions_def=billing_months,
+    executor_def=dg.in_process_executor,
+    description="Load new events, meter them in dbt, rate, invoice, check and publish the billing months.",
+)
+
+defs = dg.Definitions(
+    assets=[pricing_catalog, reference_data, raw_events, dbt_metering, rated_lines, invoices, dbt_billing_marts,
+            published_invoices],
+    asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless],
+    jobs=[tally_pipeline],
+    schedules=[daily_billing],
+    sensors=[new_event_files],
+    resources={
+        "catalog": PricingCatalogResource(config_dir=dg.EnvVar("TALLY_CONFIG_DIR")),
+        "data": DataDirectoryResource(data_dir=dg.EnvVar("TALLY_DATA_DIR")),
+        "warehouse": WarehouseResource(path=dg.EnvVar("TALLY_WAREHOUSE")),
+        "invoices_dir": InvoicesDirectoryResource(invoices_dir=dg.EnvVar("TALLY_INVOICES_DIR")),
+        "billing_clock": BillingClock(),
+        # the dbt of this environment, whether or not the virtual environment is on PATH
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))),
+    },
+)

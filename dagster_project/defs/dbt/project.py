@@ -1,0 +1,45 @@
+"""The dbt project, its manifest, and how its nodes become Dagster assets."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """Parse the dbt project when its manifest is missing or older than any model, macro or setting.
+
+    Only SQL files and settings are parsed: meter SQL is read from the warehouse at run time, so
+    a change to pricing_config/ never needs a parse.
+    """
+    manifest = project.manifest_path
+    sources = [p for folder in ("models", "macros", "tests") for p in (project.project_dir / folder).rglob("*")
+               if p.is_file()] + [project.project_dir / "dbt_project.yml", project.project_dir / "profiles.yml"]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
+        dbt = Path(sys.executable).with_name("dbt")
+        subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project.project_dir),
+                        "--profiles-dir", str(project.profiles_dir)], check=True, cwd=project.project_dir)
+    return manifest
+
+
+class TallyDbtTranslator(DagsterDbtTranslator):
+    """Each dbt layer is a Dagster group (staging, intermediate, marts)."""
+
+    def get_asset_spec(self, manifest, unique_id, project):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id)
+        if node is not None and node.get("resource_type") in ("model", "seed", "snapshot"):
+            layer = node["fqn"][1] if len(node["fqn"]) > 2 else "marts"
+            spec = spec.replace_attributes(group_name=layer)
+        return spec
+
+
+translator = TallyDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))

@@ -1,0 +1,76 @@
+"""Resources: where the configuration, data, warehouse and invoices are, and the run's date."""
+
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+
+from dagster_project import warehouse
+from dagster_project.catalog import Catalog, ConfigError, load_catalog
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file. Connections are opened per step and closed before dbt runs."""
+
+    path: str
+
+    @property
+    def absolute_path(self) -> Path:
+        return Path(self.path).expanduser().resolve()
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.absolute_path, read_only=read_only) as con:
+            yield con
+
+
+class PricingCatalogResource(dg.ConfigurableResource):
+    """pricing_config/: loaded and validated on use, so a change needs no restart."""
+
+    config_dir: str
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.config_dir).expanduser().resolve()
+
+    def load(self) -> Catalog:
+        try:
+            return load_catalog(self.directory)
+        except ConfigError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+
+
+class DataDirectoryResource(dg.ConfigurableResource):
+    """TALLY_DATA_DIR: reference CSVs and events/."""
+
+    data_dir: str
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def events_directory(self) -> Path:
+        return self.directory / "events"
+
+
+class InvoicesDirectoryResource(dg.ConfigurableResource):
+    """TALLY_INVOICES_DIR: where invoice documents are published."""
+
+    invoices_dir: str
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.invoices_dir).expanduser().resolve()
+
+
+class BillingClock(dg.ConfigurableResource):
+    """The run's date (SPEC 5: a run --as-of D happens at 00:00 UTC of day D); empty means today."""
+
+    as_of: str = ""
+
+    def today(self) -> date:
+        return date.fromisoformat(self.as_of) if self.as_of else datetime.now(timezone.utc).date()

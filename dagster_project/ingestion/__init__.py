@@ -1,0 +1,1 @@
+"""Reading TALLY_DATA_DIR into the warehouse: events (incrementally) and reference CSVs."""

@@ -1,0 +1,1 @@
+"""Invoicing: assembly, finalization and numbering, documents, publishing."""

@@ -1,0 +1,120 @@
+"""One billing run over a range of billing months: rate, assemble, finalize, render.
+
+A billing month is the month of an invoice's issue date. Invoices are numbered and (with issue 3)
+draw credits in issue-date order, so processing months in order processes invoices in order.
+Final invoices already stored are never recomputed; everything else in the range is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from dagster_project.catalog import Catalog
+from dagster_project.invoicing.assembly import assemble
+from dagster_project.invoicing.documents import invoice_document, render_html, render_json, template_environment
+from dagster_project.invoicing.finalization import finalize
+from dagster_project.rating.money import WORK, minor_unit_digits
+from dagster_project.rating.rate_cards import usage_cards, usage_tiers
+from dagster_project.rating.usage import rate_usage
+
+
+@dataclass(frozen=True)
+class BillingRange:
+    """The invoices a run is about: issued in [first_month, last_month], as of a date."""
+
+    as_of: date
+    first_month: date  # first day of the first billing month
+    last_month: date   # first day of the last billing month
+
+
+@dataclass(frozen=True)
+class BillingResult:
+    invoices: pl.DataFrame  # billing.invoices rows (new drafts and new finals)
+    lines: pl.DataFrame
+    charges: pl.DataFrame
+
+
+def billing_month(issue_date: pl.Expr) -> pl.Expr:
+    return issue_date.dt.truncate("1mo")
+
+
+def invoices_due(catalog: Catalog, span: BillingRange, cycles: pl.DataFrame, accounts: pl.DataFrame,
+                 stored: pl.DataFrame) -> pl.LazyFrame:
+    """One cycle invoice per closed cycle issued in the range whose invoice is not final yet.
+
+    cycles: closed cycles (marts.fct_billing_cycles); accounts: account_id, customer_id, tax_rate;
+    stored: billing.invoices (invoice_id, status, ...).
+    """
+    finals = stored.filter(pl.col("status") == "final").select("invoice_id")
+    digits = {name: minor_unit_digits(plan.currency) for name, plan in catalog.price_plans.items()}
+    return (cycles.lazy()
+            .with_columns(billing_month(pl.col("issue_date")).alias("billing_month"))
+            .filter(pl.col("billing_month").is_between(span.first_month, span.last_month))
+            .with_columns(
+                pl.concat_str(pl.col("account_id"), pl.lit("/"), pl.col("period_start_date").dt.strftime("%Y-%m-%d"),
+                              pl.lit("_cycle")).alias("invoice_id"),
+                pl.lit("cycle").alias("kind"),
+                pl.col("price_plan").replace_strict(digits, return_dtype=pl.Int32).alias("currency_digits"))
+            .join(finals.lazy(), on="invoice_id", how="anti")
+            .join(accounts.lazy().select("account_id", "customer_id", pl.col("tax_rate").cast(WORK)),
+                  on="account_id", how="left")
+            .select("invoice_id", "account_id", "customer_id", "price_plan", "kind", "cycle_id", "cycle_index",
+                    "period_start_date", "period_end_date", "issue_date", "billing_month", "currency",
+                    "currency_digits", "tax_rate"))
+
+
+def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame) -> pl.DataFrame:
+    """Rated rate-card lines of the invoices due (meter_usage: cycle_id, meter_name, quantity, event_count)."""
+    usage = meter_usage.lazy().join(due.select("invoice_id", "cycle_id", "price_plan"), on="cycle_id", how="inner")
+    return rate_usage(usage, usage_cards(catalog), usage_tiers(catalog), catalog.billing.rounding).collect()
+
+
+def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.DataFrame, stored: pl.DataFrame,
+          customers: pl.DataFrame, current_batch: int | None, template_dir: Path | None = None) -> BillingResult:
+    """Assemble, finalize and render the invoices due from their rated lines.
+
+    current_batch: the latest event load batch, which a newly final invoice has seen (later
+    batches' events for its cycle are late).
+    """
+    assembled = assemble(due, lines.lazy(), catalog.billing)
+    last_sequences = (stored.lazy().filter(pl.col("status") == "final")
+                      .group_by("numbering_period").agg(pl.col("invoice_sequence").max().alias("last_sequence"))
+                      .collect())
+    headers = finalize(assembled.headers, span.as_of, catalog.billing.invoice_numbering, last_sequences)
+    headers = headers.with_columns(
+        pl.when(pl.col("status") == "final").then(pl.lit(current_batch, dtype=pl.Int32))
+        .alias("finalized_after_batch"),
+        pl.lit(span.as_of).alias("computed_as_of"))
+    headers = _with_documents(catalog, headers, assembled.lines, assembled.charges, customers, template_dir)
+    return BillingResult(invoices=headers, lines=assembled.lines, charges=assembled.charges)
+
+
+def _with_documents(catalog: Catalog, headers: pl.DataFrame, lines: pl.DataFrame, charges: pl.DataFrame,
+                    customers: pl.DataFrame, template_dir: Path | None) -> pl.DataFrame:
+    """Render each invoice's JSON and HTML (one document per invoice: the output is per invoice)."""
+    environment = template_environment(template_dir)
+    customers = {row["customer_id"]: row for row in customers.iter_rows(named=True)}
+    lines_by_invoice = lines.sort("invoice_id", "line_number").partition_by("invoice_id", as_dict=True)
+    charges_by_invoice = charges.sort("invoice_id", "charge_number").partition_by("invoice_id", as_dict=True)
+    documents_json, documents_html = [], []
+    for header in headers.iter_rows(named=True):
+        key = (header["invoice_id"],)
+        invoice_lines = lines_by_invoice[key].to_dicts() if key in lines_by_invoice else []
+        invoice_charges = charges_by_invoice[key].to_dicts() if key in charges_by_invoice else []
+        document = invoice_document(header, invoice_lines, invoice_charges, catalog.billing.issuer,
+                                    _customer(customers.get(header["customer_id"]), header["customer_id"]))
+        documents_json.append(render_json(document))
+        documents_html.append(render_html(document, environment))
+    return headers.with_columns(pl.Series("document_json", documents_json, dtype=pl.String),
+                                pl.Series("document_html", documents_html, dtype=pl.String))
+
+
+def _customer(row: dict | None, customer_id: str | None) -> dict:
+    if row is None:
+        return {"customer_id": customer_id}
+    customer = {"customer_id": row["customer_id"], "name": row["customer_name"], "email": row["email"],
+                "address": row["address"]}
+    return {k: v for k, v in customer.items() if v is not None}

@@ -1,0 +1,1 @@
+"""Pure Polars rating: rate cards applied to metered quantities, one module per concern."""

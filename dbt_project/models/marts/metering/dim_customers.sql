@@ -1,0 +1,7 @@
+with customers as (
+
+    select * from {{ ref('stg_raw__customers') }}
+
+)
+
+select * from customers

@@ -1,0 +1,7 @@
+with source as (
+
+    select * from {{ source('config', 'event_schema_attributes') }}
+
+)
+
+select * from source

@@ -1,0 +1,7 @@
+with source as (
+
+    select * from {{ source('config', 'event_schema_dimensions') }}
+
+)
+
+select * from source
