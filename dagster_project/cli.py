@@ -3,10 +3,9 @@ same assets, checks and code path as `dagster dev` and the schedule, never a sec
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from dagster_project.catalog import ConfigError, load_catalog
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(_resolve("config", args.config))
     if args.command == "run":
         paths = {flag: _resolve(flag, getattr(args, flag)) for flag in PATH_FLAGS}
-        return _run(paths, args.as_of or datetime.now(timezone.utc).date())
+        return _run(paths, args.as_of or datetime.now(UTC).date())
     return _demo(args.as_of)
 
 
@@ -81,14 +80,16 @@ def _run(paths: dict[str, Path], as_of: date) -> int:
 
     import dagster as dg
 
-    from dagster_project.defs.partitions import run_config, run_tags
     from dagster_project.definitions import PIPELINE_JOB, defs
+    from dagster_project.defs.partitions import run_config, run_tags
+    from dagster_project.defs.progress import PROGRESS_VARIABLE
 
     job = defs.resolve_job_def(PIPELINE_JOB)
     config = run_config(as_of)
-    config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
+    # Dagster's console stays quiet: steps print progress lines, failures are summarized below.
+    config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    os.environ[PROGRESS_VARIABLE] = "1"
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    _quiet_dagster_console()
     result = job.execute_in_process(run_config=config, tags=run_tags(as_of, catalog), instance=instance,
                                     raise_on_error=False)
     if not result.success:
@@ -115,11 +116,6 @@ def _print_failures(result) -> None:
                       file=sys.stderr)
     print("run failed: the steps after the failure did not run, and nothing they publish changed",
           file=sys.stderr)
-
-
-def _quiet_dagster_console() -> None:
-    """Progress lines only: Dagster's own debug chatter stays in the run's event log."""
-    logging.getLogger("dagster").setLevel(logging.INFO)
 
 
 def _demo(as_of: date | None) -> int:

@@ -11,9 +11,9 @@ dbt owns staging/intermediate/marts. Python owns three schemas, created here:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import polars as pl

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Union
 
 OPERATORS = ("eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "not_exists")
 _LIST_OPERATORS = ("in", "not_in")
@@ -22,7 +21,7 @@ class Condition:
     field_kind: str  # "dimension" | "attribute"
     name: str
     op: str
-    value: Union[str, Decimal, tuple, None]
+    value: str | Decimal | tuple | None
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class NotOf:
     child: object
 
 
-FilterNode = Union[Condition, AllOf, AnyOf, NotOf]
+FilterNode = Condition | AllOf | AnyOf | NotOf
 
 
 def parse_filter(raw, path: str, dimensions: set[str] | None, attributes: set[str] | None):

@@ -7,7 +7,7 @@ path of the offending field.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -129,7 +129,7 @@ class PercentageRateCard(_UsageRateCardBase):
 
 
 UsageRateCard = Annotated[
-    Union[PerUnitRateCard, TieredRateCard, VolumeRateCard, PackageRateCard, PercentageRateCard],
+    PerUnitRateCard | TieredRateCard | VolumeRateCard | PackageRateCard | PercentageRateCard,
     Field(discriminator="model"),
 ]
 USAGE_MODELS = ("per_unit", "tiered", "volume", "package", "percentage")

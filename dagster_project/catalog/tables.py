@@ -34,11 +34,12 @@ def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
             [(p.name, p.currency, p.billing_cycle.interval, p.billing_cycle.interval_count, p.billing_cycle.anchor,
               p.grace_period_days) for p in catalog.price_plans.values()]),
         "plan_meters": _table({"plan_name": _S, "meter_name": _S},
-                              [(plan, meter) for plan in catalog.price_plans for meter in catalog.meters_of_plan(plan)]),
+                              [(plan, meter) for plan in catalog.price_plans
+                               for meter in catalog.meters_of_plan(plan)]),
         "catalog_version": _table({"fingerprint": _S}, [(catalog.fingerprint,)]),
     }
 
 
 def _table(columns: dict[str, pa.DataType], rows: list[tuple]) -> pa.Table:
-    names = list(columns)
-    return pa.table({name: pa.array([row[i] for row in rows], type=columns[name]) for i, name in enumerate(names)})
+    return pa.table({name: pa.array([row[i] for row in rows], type=dtype)
+                     for i, (name, dtype) in enumerate(columns.items())})

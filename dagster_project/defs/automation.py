@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -24,7 +24,7 @@ def _run_request(catalog: PricingCatalogResource, as_of, run_key: str | None = N
 @dg.schedule(cron_schedule="0 2 * * *", job_name=PIPELINE_JOB, execution_timezone="UTC",
              description="Every day at 02:00 UTC: load new events, meter, and bill every month up to today.")
 def daily_billing(context: dg.ScheduleEvaluationContext, catalog: PricingCatalogResource):
-    return _run_request(catalog, context.scheduled_execution_time.astimezone(timezone.utc).date())
+    return _run_request(catalog, context.scheduled_execution_time.astimezone(UTC).date())
 
 
 @dg.sensor(job_name=PIPELINE_JOB, minimum_interval_seconds=60,
@@ -38,4 +38,4 @@ def new_event_files(context: dg.SensorEvaluationContext, data: DataDirectoryReso
         return dg.SkipReason("no new event files")
     context.update_cursor(json.dumps(files))
     run_key = "events-" + hashlib.sha256("\n".join(new).encode()).hexdigest()[:16]
-    return _run_request(catalog, datetime.now(timezone.utc).date(), run_key=run_key)
+    return _run_request(catalog, datetime.now(UTC).date(), run_key=run_key)

@@ -1,9 +1,9 @@
 """Resources: where the configuration, data, warehouse and invoices are, and the run's date."""
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import duckdb
@@ -73,4 +73,4 @@ class BillingClock(dg.ConfigurableResource):
     as_of: str = ""
 
     def today(self) -> date:
-        return date.fromisoformat(self.as_of) if self.as_of else datetime.now(timezone.utc).date()
+        return date.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC).date()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -58,13 +58,14 @@ def load_new_events(con: duckdb.DuckDBPyConnection, events_dir: Path, now: datet
         return LoadReport(batch_id=None)
     batch_id = scalar(con, "select coalesce(max(batch_id), 0) + 1 from raw.event_files")
     report = LoadReport(batch_id=batch_id)
-    loaded_at = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    loaded_at = (now or datetime.now(UTC)).replace(tzinfo=None)
     con.execute("begin transaction")
     try:
         for name in files:
             incoming = _read_event_file(con, events_dir / name, name)
             report.duplicates += _append(con, incoming, batch_id)
-            con.execute("insert into raw.event_files values (?, ?, ?, ?)", [name, batch_id, loaded_at, incoming.num_rows])
+            con.execute("insert into raw.event_files values (?, ?, ?, ?)",
+                        [name, batch_id, loaded_at, incoming.num_rows])
             report.files.append((name, incoming.num_rows))
         con.execute("commit")
     except BaseException:

@@ -61,6 +61,10 @@ class Table:
     def file(self) -> str:
         return f"{self.name}.csv"
 
+    def numbered(self):
+        """(row, line number in the file) pairs."""
+        return zip(self.rows, self.lines, strict=True)
+
 
 def read_reference_data(data_dir: Path, catalog: Catalog) -> dict[str, Table]:
     """Read and check every reference CSV; absent files are empty tables."""
@@ -107,7 +111,7 @@ def _read_csv(path: Path, name: str, columns: tuple[Column, ...], problems: list
             if len(values) != len(header):
                 problems.append(f"{file}: line {line}: has {len(values)} fields, the header has {len(header)}")
                 continue
-            row = {h: (v.strip() or None) for h, v in zip(header, values)}
+            row = {h: (v.strip() or None) for h, v in zip(header, values, strict=True)}
             for column in columns:
                 row.setdefault(column.name, None)
                 problem = _check_value(column, row[column.name])
@@ -151,7 +155,7 @@ def _below(value: str | None, bound: int, or_equal: bool = False) -> bool:
 def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list[str]) -> None:
     for name, key in _KEYS.items():
         table, seen = tables[name], set()
-        for row, line in zip(table.rows, table.lines):
+        for row, line in table.numbered():
             if row[key] in seen:
                 problems.append(f"{table.file}: line {line}: {key}: duplicate '{row[key]}'")
             seen.add(row[key])
@@ -162,7 +166,7 @@ def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list
         if row["account_id"] not in accounts:
             problems.append(f"{table.file}: line {line}: account_id: unknown account '{row['account_id']}'")
 
-    for row, line in zip(tables["accounts"].rows, tables["accounts"].lines):
+    for row, line in tables["accounts"].numbered():
         if row["customer_id"] not in customers:
             problems.append(f"accounts.csv: line {line}: customer_id: unknown customer '{row['customer_id']}'")
         if _below(row["tax_rate"], 0):
@@ -170,7 +174,7 @@ def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list
 
     assignments = tables["plan_assignments"]
     by_account: dict[str, list[tuple[date, date | None, int]]] = {}
-    for row, line in zip(assignments.rows, assignments.lines):
+    for row, line in assignments.numbered():
         check_account(assignments, row, line)
         if row["price_plan"] not in catalog.price_plans:
             problems.append(f"plan_assignments.csv: line {line}: price_plan: unknown price plan '{row['price_plan']}'")
@@ -185,13 +189,13 @@ def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list
         by_account.setdefault(row["account_id"], []).append((start, end, line))
     for account, spans in by_account.items():
         spans.sort()
-        for (start_a, end_a, line_a), (start_b, _, line_b) in zip(spans, spans[1:]):
+        for (_, end_a, line_a), (start_b, _, line_b) in zip(spans, spans[1:], strict=False):
             if end_a is None or end_a > start_b:
                 problems.append(f"plan_assignments.csv: line {line_b}: start_date: overlaps the assignment of "
                                 f"account '{account}' on line {line_a}")
 
     licenses = tables["license_updates"]
-    for row, line in zip(licenses.rows, licenses.lines):
+    for row, line in licenses.numbered():
         check_account(licenses, row, line)
         item = catalog.billable_items.get(row["billable_item"])
         if item is None or item.type != "license":
@@ -201,7 +205,7 @@ def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list
             problems.append(f"license_updates.csv: line {line}: quantity: must not be negative")
 
     grants = tables["credit_grants"]
-    for row, line in zip(grants.rows, grants.lines):
+    for row, line in grants.numbered():
         check_account(grants, row, line)
         applies_to = row["applies_to"] or "all"
         if applies_to != "all":
@@ -212,7 +216,7 @@ def _check_references(tables: dict[str, Table], catalog: Catalog, problems: list
             problems.append(f"credit_grants.csv: line {line}: amount: must be greater than 0")
 
     topups = tables["wallet_topups"]
-    for row, line in zip(topups.rows, topups.lines):
+    for row, line in topups.numbered():
         check_account(topups, row, line)
         if _below(row["amount"], 0, or_equal=True):
             problems.append(f"wallet_topups.csv: line {line}: amount: must be greater than 0")

@@ -5,6 +5,7 @@ Pure functions over Polars frames: every invoice of a billing run is assembled a
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import polars as pl
 
 from dagster_project.catalog.models import BillingSettings

@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.defs.dbt.project import dbt_project, ensure_manifest, translator
 from dagster_project.defs.partitions import dbt_vars
+from dagster_project.defs.progress import report
 from dagster_project.defs.resources import BillingClock, WarehouseResource
 
 MANIFEST = ensure_manifest()
@@ -22,7 +23,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     # dbt runs in a subprocess and reads the warehouse path from the environment (profiles.yml).
     os.environ["TALLY_WAREHOUSE"] = str(warehouse.absolute_path)
     as_of = billing_clock.today()
-    context.log.info(f"dbt build as of {as_of}")
+    report(context, f"dbt build as of {as_of}")
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(as_of))], context=context).stream()
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from dagster_project.catalog.tables import catalog_tables
+from dagster_project.defs.progress import report
 from dagster_project.defs.resources import DataDirectoryResource, PricingCatalogResource, WarehouseResource
 from dagster_project.ingestion.events import load_new_events
 from dagster_project.ingestion.reference_data import ReferenceDataError, read_reference_data, write_reference_data
@@ -28,7 +29,7 @@ def pricing_catalog(context: dg.AssetExecutionContext, catalog: PricingCatalogRe
         ensure_tables(con)
         for name, table in catalog_tables(loaded).items():
             _replace_table(con, f"config.{name}", table)
-    context.log.info(f"catalog: {len(loaded.price_plans)} price plans, {len(loaded.usage_meters)} usage meters, "
+    report(context, f"catalog: {len(loaded.price_plans)} price plans, {len(loaded.usage_meters)} usage meters, "
                      f"{len(loaded.billable_items)} billable items")
     return dg.MaterializeResult(metadata={
         "price_plans": len(loaded.price_plans), "usage_meters": len(loaded.usage_meters),
@@ -47,7 +48,7 @@ def reference_data(context: dg.AssetExecutionContext, catalog: PricingCatalogRes
         ensure_tables(con)
         write_reference_data(con, tables)
     counts = {name: len(table.rows) for name, table in tables.items()}
-    context.log.info("reference data: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    report(context, "reference data: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     return dg.MaterializeResult(metadata=counts)
 
 
@@ -57,13 +58,13 @@ def raw_events(context: dg.AssetExecutionContext, data: DataDirectoryResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         ensure_tables(con)
-        report = load_new_events(con, data.events_directory)
+        loaded = load_new_events(con, data.events_directory)
         total = scalar(con, "select count(*) from raw.events")
-    if report.batch_id is None:
-        context.log.info(f"events: no new files ({total} events loaded before)")
+    if loaded.batch_id is None:
+        report(context, f"events: no new files ({total} events loaded before)")
     else:
-        context.log.info(f"events: loaded {report.events_loaded} events from {len(report.files)} new file(s) "
-                         f"as batch {report.batch_id} ({report.duplicates} duplicate ids); {total} in all")
+        report(context, f"events: loaded {loaded.events_loaded} events from {len(loaded.files)} new file(s) "
+                        f"as batch {loaded.batch_id} ({loaded.duplicates} duplicate ids); {total} in all")
     return dg.MaterializeResult(metadata={
-        "batch_id": report.batch_id, "files_loaded": len(report.files), "events_loaded": report.events_loaded,
-        "duplicates": report.duplicates, "events_total": total})
+        "batch_id": loaded.batch_id, "files_loaded": len(loaded.files), "events_loaded": loaded.events_loaded,
+        "duplicates": loaded.duplicates, "events_total": total})

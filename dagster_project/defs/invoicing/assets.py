@@ -5,6 +5,7 @@ import polars as pl
 
 from dagster_project.defs.billing_inputs import insert_rows, load_invoices_due, stored_invoices
 from dagster_project.defs.partitions import billing_months, month_range
+from dagster_project.defs.progress import report
 from dagster_project.defs.rating.assets import rated_lines
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, WarehouseResource
 from dagster_project.invoicing.billing import BillingRange, issue
@@ -48,10 +49,9 @@ def invoices(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
         insert_rows(con, "billing.invoice_lines", invoice_lines)
         insert_rows(con, "billing.invoice_custom_charges", result.charges)
         con.execute("commit")
-    counts = result.invoices.group_by("status").len().to_dict(as_series=False)
-    by_status = dict(zip(counts["status"], counts["len"]))
+    by_status = dict(result.invoices.group_by("status").len().iter_rows())
     finals_before = stored.filter(pl.col("status") == "final").height
-    context.log.info(f"invoicing: {by_status.get('draft', 0)} draft, {by_status.get('final', 0)} newly final "
+    report(context, f"invoicing: {by_status.get('draft', 0)} draft, {by_status.get('final', 0)} newly final "
                      f"({finals_before} final before, unchanged)")
     return dg.MaterializeResult(metadata={"drafts": by_status.get("draft", 0),
                                           "newly_final": by_status.get("final", 0),

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs.partitions import billing_months, month_range
+from dagster_project.defs.progress import report
 from dagster_project.defs.resources import InvoicesDirectoryResource, WarehouseResource
 from dagster_project.invoicing.publishing import publish
 
@@ -18,9 +19,9 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         documents = con.execute("select invoice_id, document_json, document_html from billing.invoices "
                                 "where billing_month between ? and ? order by invoice_id", [first, last]).fetchall()
         existing = {row[0] for row in con.execute("select invoice_id from billing.invoices").fetchall()}
-    report = publish(invoices_dir.directory, documents, existing)
-    context.log.info(f"publishing: {len(documents)} invoices to {invoices_dir.directory} ({report.written} files "
-                     f"written, {report.unchanged} unchanged, {report.removed} removed)")
-    return dg.MaterializeResult(metadata={"invoices": len(documents), "files_written": report.written,
-                                          "files_unchanged": report.unchanged, "files_removed": report.removed,
+    published = publish(invoices_dir.directory, documents, existing)
+    report(context, f"publishing: {len(documents)} invoices to {invoices_dir.directory} ({published.written} files "
+                    f"written, {published.unchanged} unchanged, {published.removed} removed)")
+    return dg.MaterializeResult(metadata={"invoices": len(documents), "files_written": published.written,
+                                          "files_unchanged": published.unchanged, "files_removed": published.removed,
                                           "directory": str(invoices_dir.directory)})

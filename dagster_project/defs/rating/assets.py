@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from dagster_project.defs.billing_inputs import load_invoices_due, insert_rows
+from dagster_project.defs.billing_inputs import insert_rows, load_invoices_due
 from dagster_project.defs.partitions import billing_months, month_range
+from dagster_project.defs.progress import report
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, WarehouseResource
 from dagster_project.invoicing.billing import BillingRange, rate
 from dagster_project.warehouse import frame
@@ -29,6 +30,6 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
         con.execute("delete from billing.rated_lines where billing_month between ? and ?", [first, last])
         insert_rows(con, "billing.rated_lines", lines)
     invoice_count = lines.select(pl.col("invoice_id").n_unique()).item()
-    context.log.info(f"rating: {lines.height} lines for {invoice_count} open invoices, billing months {first:%Y-%m} "
+    report(context, f"rating: {lines.height} lines for {invoice_count} open invoices, billing months {first:%Y-%m} "
                      f"to {last:%Y-%m}")
     return dg.MaterializeResult(metadata={"lines": lines.height, "invoices": invoice_count})
