@@ -1,0 +1,37 @@
+"""Shared fixtures: paths to the project, the shared conformance cases and the real `tally`."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CASES = SHARED / "conformance" / "cases"
+TALLY = Path(sys.executable).with_name("tally")
+
+
+def run_tally(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TALLY), *args], capture_output=True, text=True, cwd=cwd, timeout=900)
+
+
+@pytest.fixture
+def case_copy(tmp_path):
+    """Copy a conformance case's config and data (events included) into tmp_path/config, tmp_path/data."""
+
+    def copy(name: str) -> Path:
+        shutil.copytree(CASES / name / "pricing_config", tmp_path / "config")
+        shutil.copytree(CASES / name / "data", tmp_path / "data")
+        (tmp_path / "data" / "events").mkdir(exist_ok=True)
+        return tmp_path
+
+    return copy
+
+
+def tally_run(workdir: Path, as_of: str) -> subprocess.CompletedProcess:
+    return run_tally("run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
+                     "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
+                     "--as-of", as_of)

@@ -1,0 +1,43 @@
+"""The Dagster definitions load, form one graph, and map a run's date onto partitions and dbt vars."""
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from dagster_project.catalog import load_catalog
+from dagster_project.definitions import PIPELINE_JOB, defs
+from dagster_project.defs.partitions import dbt_vars, last_billing_month, run_config, run_tags
+from tests.conftest import CASES
+
+
+def test_definitions_load_with_one_lineage_graph():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"pricing_catalog", "reference_data", "raw_events", "marts/fct_meter_usage", "rated_lines", "invoices",
+            "marts/fct_invoices", "marts/event_pipeline_log", "published_invoices"} <= keys
+    # rating reads the metering marts, the billing marts read invoicing, publishing waits for them
+    assert dg.AssetKey(["marts", "fct_meter_usage"]) in graph.get(dg.AssetKey("rated_lines")).parent_keys
+    assert dg.AssetKey("invoices") in graph.get(dg.AssetKey(["staging", "stg_billing__invoices"])).parent_keys
+    assert dg.AssetKey(["marts", "fct_invoices"]) in graph.get(dg.AssetKey("published_invoices")).parent_keys
+    assert graph.get(dg.AssetKey(["staging", "stg_raw__events"])).parent_keys == {dg.AssetKey("raw_events")}
+
+
+def test_the_job_schedule_and_sensor_exist():
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    assert job.partitions_def is not None
+    assert defs.resolve_schedule_def("daily_billing").cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("new_event_files").job_name == PIPELINE_JOB
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"invoice_totals_reconcile", "invoice_numbers_gapless"} <= checks
+
+
+def test_a_run_date_maps_to_dbt_vars_and_a_range_of_billing_months():
+    catalog = load_catalog(CASES / "07_grace_and_late_events" / "pricing_config")  # grace period 3 days
+    assert dbt_vars(date(2026, 11, 10)) == {"as_of": "2026-11-10"}
+    assert last_billing_month(date(2026, 11, 10), catalog) == date(2026, 11, 1)
+    # a cycle closed on Nov 29 is issued on Dec 2: the December partition must be in the run
+    assert last_billing_month(date(2026, 11, 29), catalog) == date(2026, 12, 1)
+    assert run_tags(date(2026, 11, 29), catalog) == {"dagster/asset_partition_range_start": "2000-01-01",
+                                                     "dagster/asset_partition_range_end": "2026-12-01"}
+    assert run_config(date(2026, 11, 29)) == {"resources": {"billing_clock": {"config": {"as_of": "2026-11-29"}}}}

@@ -1,0 +1,86 @@
+"""Event loading: exact decimals, nothing lost, each file once, first occurrence of an id wins."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dagster_project.ingestion.events import load_new_events
+from dagster_project.warehouse import connect, ensure_tables
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        ensure_tables(con)
+        yield con
+
+
+def event(event_id, amount, **extra):
+    return json.dumps({"id": event_id, "schema": "s", "account_id": "a", "timestamp": "2026-10-01T00:00:00Z",
+                       "attributes": {"amount": amount}, **extra})
+
+
+def rows(con, columns="event_id, parse_error, is_duplicate, duplicate_payload_differs"):
+    return con.execute(f"select {columns} from raw.events order by load_seq").fetchall()
+
+
+def test_numbers_keep_their_exact_decimal_text(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "a.jsonl").write_text('{"id": "e1", "attributes": {"x": 123456789.123456789, "y": 0.1, "z": "19.99", '
+                                    '"n": 12345678901234567890, "b": true, "o": {"k": 1}, "gone": null}}\n')
+    load_new_events(warehouse, events)
+    [(attributes,)] = rows(warehouse, "attributes")
+    assert attributes == {"b": "true", "n": "12345678901234567890", "o": '{"k": "1"}', "x": "123456789.123456789",
+                          "y": "0.1", "z": "19.99"}
+
+
+def test_unreadable_lines_are_kept_with_a_reason(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "a.jsonl").write_text(event("e1", 1) + "\n{not json\n\n[1, 2]\n"
+                                    + json.dumps({"id": "e2", "attributes": [1]}) + "\n")
+    report = load_new_events(warehouse, events)
+    assert report.events_loaded == 4  # the blank line carries no event
+    assert rows(warehouse, "line_number, event_id, parse_error") == [
+        (1, "e1", None), (2, None, "unparseable JSON line"), (4, None, "line is not a JSON object"),
+        (5, "e2", "attributes is not a JSON object")]
+
+
+def test_each_file_is_loaded_once_in_name_order_and_the_first_id_wins(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "b.jsonl").write_text(event("e1", 2) + "\n" + event("e2", 1) + "\n")
+    (events / "a.jsonl").write_text(event("e1", 1) + "\n" + event("e1", 1) + "\n")
+    first = load_new_events(warehouse, events)
+    assert [name for name, _ in first.files] == ["a.jsonl", "b.jsonl"]
+    assert rows(warehouse) == [("e1", None, False, False), ("e1", None, True, False),
+                               ("e1", None, True, True), ("e2", None, False, False)]
+    assert load_new_events(warehouse, events).batch_id is None  # nothing new: nothing loaded
+    (events / "c.jsonl").write_text(event("e2", 1) + "\n" + event("e3", 1) + "\n")
+    third = load_new_events(warehouse, events)
+    assert third.batch_id == 2 and third.duplicates == 1
+    assert rows(warehouse)[-2:] == [("e2", None, True, False), ("e3", None, False, False)]
+
+
+def test_parquet_with_map_columns_and_with_json_text(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    duckdb.sql(f"""copy (select 'p1' as id, 's' as schema, 'a' as account_id,
+                              timestamptz '2026-10-05 10:30:00+02' as timestamp,
+                              map(['amount'], [cast('19.99' as decimal(10, 2))]) as attributes,
+                              map(['mode'], ['card']) as dimensions)
+                   to '{events / "m.parquet"}' (format parquet)""")
+    table = pa.table({"id": ["p2"], "schema": ["s"], "account_id": ["a"], "timestamp": ["2026-10-05T10:30:00Z"],
+                      "attributes": ['{"amount": 0.1000000000000000055511151231257827}'],
+                      "dimensions": ['{"mode": "ach"}']})
+    pq.write_table(table, events / "t.parquet")
+    load_new_events(warehouse, events)
+    assert rows(warehouse, "event_id, event_timestamp, attributes, dimensions") == [
+        ("p1", "2026-10-05 08:30:00+00", {"amount": "19.99"}, {"mode": "card"}),
+        ("p2", "2026-10-05T10:30:00Z", {"amount": "0.1000000000000000055511151231257827"}, {"mode": "ach"}),
+    ]

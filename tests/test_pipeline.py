@@ -1,0 +1,111 @@
+"""End to end through `tally run`: the real Dagster job, dbt project and DuckDB file on disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import duckdb
+
+from tests.conftest import tally_run
+
+
+def digests(directory):
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def query(workdir, sql):
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_rerun_gives_byte_identical_invoices_and_the_same_warehouse(case_copy):
+    workdir = case_copy("02_tiers_packages_volume")
+    first = tally_run(workdir, "2026-11-20")
+    assert first.returncode == 0, first.stdout + first.stderr
+    invoices_before = digests(workdir / "invoices")
+    rows_before = query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id")
+    second = tally_run(workdir, "2026-11-20")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert digests(workdir / "invoices") == invoices_before
+    assert query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id") == rows_before
+    assert "events: no new files" in second.stdout
+
+
+def test_a_fresh_warehouse_reproduces_the_same_documents(case_copy, tmp_path):
+    workdir = case_copy("01_stripe_payments")
+    assert tally_run(workdir, "2026-11-10").returncode == 0
+    before = digests(workdir / "invoices")
+    shutil.rmtree(workdir / "invoices")
+    (workdir / "warehouse.duckdb").unlink()
+    assert tally_run(workdir, "2026-11-10").returncode == 0
+    assert digests(workdir / "invoices") == before
+
+
+def test_every_event_gets_exactly_one_status_with_a_reason(case_copy):
+    workdir = case_copy("01_stripe_payments")
+    (workdir / "data" / "events" / "2026-10.jsonl").unlink()
+    base = {"schema": "payment", "account_id": "acct_a", "timestamp": "2026-10-02T09:00:00Z",
+            "attributes": {"transaction_amount": "10"}, "dimensions": {"payment_mode": "debit_card"}}
+    lines = [
+        {**base, "id": "ok"},
+        {**base, "id": "ok"},
+        {**base, "id": "changed", "attributes": {"transaction_amount": "1"}},
+        {**base, "id": "changed", "attributes": {"transaction_amount": "2"}},
+        {**base, "id": "no_timestamp", "timestamp": None},
+        {**base, "id": "bad_timestamp", "timestamp": "yesterday"},
+        {**base, "id": "extra_attribute", "attributes": {"transaction_amount": "1", "tip": "2"}},
+        {**base, "id": "text_amount", "attributes": {"transaction_amount": "ten"}},
+        {**base, "id": "extra_dimension", "dimensions": {"payment_mode": "ach", "country": "FR"}},
+        {**base, "id": "no_amount", "attributes": {}},
+        {**base, "id": "stranger", "account_id": "acct_zzz"},
+        {**base, "id": "too_early", "timestamp": "2026-09-30T23:59:59Z"},
+        {**base, "id": "wire", "dimensions": {"payment_mode": "wire"}},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"
+    (workdir / "data" / "events" / "mixed.jsonl").write_text(text)
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = query(workdir, "select event_id, status, reason from marts.event_pipeline_log order by event_row_id")
+    assert log == [
+        ("ok", "metered", None),
+        ("ok", "duplicate", "duplicate id"),
+        ("changed", "metered", None),
+        ("changed", "duplicate", "duplicate id; its payload differs from the first occurrence"),
+        ("no_timestamp", "invalid", "missing field: timestamp"),
+        ("bad_timestamp", "invalid", "bad timestamp: yesterday"),
+        ("extra_attribute", "invalid", "undeclared attribute: tip"),
+        ("text_amount", "invalid", "non-numeric attribute: transaction_amount"),
+        ("extra_dimension", "invalid", "undeclared dimension: country"),
+        ("no_amount", "invalid", "missing required attribute: transaction_amount"),
+        ("stranger", "unknown_account", "unknown account: acct_zzz"),
+        ("too_early", "no_plan", "no plan assignment covers 2026-09-30T23:59:59Z"),
+        ("wire", "unmatched", "no meter of plan payments_standard matches"),
+        (None, "invalid", "unparseable JSON line"),
+    ]
+    metered = query(workdir, "select event_id, meter_names, invoice_number from marts.event_pipeline_log "
+                             "where status = 'metered' order by event_row_id")
+    assert metered == [("ok", ["debit_card_charges", "debit_card_volume"], "INV-2026-000001"),
+                       ("changed", ["debit_card_charges", "debit_card_volume"], "INV-2026-000001")]
+    invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
+    assert [(line["quantity"], line["amount"]) for line in invoice["lines"]] == [("11", "0.32"), ("2", "0.60")]
+
+
+def test_bad_reference_data_stops_the_run_naming_file_line_and_column(case_copy):
+    workdir = case_copy("01_stripe_payments")
+    (workdir / "data" / "plan_assignments.csv").write_text(
+        "account_id,price_plan,start_date,end_date\n"
+        "acct_a,payments_standard,2026-10-01,\n"
+        "acct_a,payments_standard,2026-10-15,2026-11-01\n"
+        "acct_b,gold,2026-13-01,\n")
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 1
+    output = proc.stdout + proc.stderr
+    assert "plan_assignments.csv: line 4: start_date: '2026-13-01' is not a date (YYYY-MM-DD)" in output
+    assert "plan_assignments.csv: line 4: price_plan: unknown price plan 'gold'" in output
+    assert "plan_assignments.csv: line 3: start_date: overlaps the assignment of account 'acct_a' on line 2" in output
+    assert not (workdir / "invoices").exists()
