@@ -114,7 +114,8 @@ def test_filter_problems_point_inside_the_tree(config):
      "rate_cards.usage[0].unit_price: must be a decimal number"),
     ('{billable_item: api_calls, model: tiered, tiers: [{up_to: 10, unit_price: "1"}]}',
      "rate_cards.usage[0].tiers[0].up_to: the last tier must be open-ended (up_to: null)"),
-    ('{billable_item: api_calls, model: volume, tiers: [{up_to: null, unit_price: "1"}, {up_to: null, unit_price: "1"}]}',
+    ('{billable_item: api_calls, model: volume, tiers: [{up_to: null, unit_price: "1"}, '
+     '{up_to: null, unit_price: "1"}]}',
      "rate_cards.usage[0].tiers[0].up_to: only the last tier may be open-ended (up_to: null)"),
     ('{billable_item: api_calls, model: package, package_size: 0, package_price: "1"}',
      "rate_cards.usage[0].package_size: must be greater than 0"),

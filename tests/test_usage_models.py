@@ -77,7 +77,8 @@ def test_tiered_is_graduated(catalog, quantity, expected):
 def test_tiered_details_show_every_tier(catalog):
     details = rate(catalog, "graduated", "12500")["details"].item()
     assert [(d["tier"], d["quantity"].normalize(), d["flat_fee"].normalize(), d["amount"].normalize())
-            for d in details] == [(1, Decimal(1000), Decimal(0), Decimal(0)), (2, Decimal(9000), Decimal(5), Decimal(23)),
+            for d in details] == [(1, Decimal(1000), Decimal(0), Decimal(0)),
+                                  (2, Decimal(9000), Decimal(5), Decimal(23)),
                                   (3, Decimal(2500), Decimal(0), Decimal("2.5"))]
 
 
