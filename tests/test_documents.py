@@ -1,0 +1,45 @@
+"""Invoice documents: the SPEC's JSON shape, and HTML that renders whatever optional fields are absent."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from dagster_project.catalog.models import Issuer
+from dagster_project.invoicing.documents import invoice_document, render_html, render_json, template_environment
+
+HEADER = {"invoice_number": None, "status": "draft", "kind": "cycle", "account_id": "acct_1", "customer_id": "cus_1",
+          "price_plan": "basic", "currency": "USD", "currency_digits": 2, "period_start_date": date(2026, 10, 1),
+          "period_end_date": date(2026, 11, 1), "issue_date": date(2026, 11, 4), "subtotal_amount": Decimal("10.5"),
+          "credits_applied_amount": Decimal(0), "total_amount": Decimal("12.6"), "wallet_applied_amount": Decimal(0),
+          "amount_due_amount": Decimal("12.6")}
+LINE = {"line_type": "usage", "billable_item": "calls", "description": "Calls", "quantity": Decimal("1050.000"),
+        "amount": Decimal("10.5"), "details": [{"kind": "per_unit", "quantity": Decimal("1050"),
+                                                "unit_price": Decimal("0.01"), "amount": Decimal("10.50"), "tier": None}]}
+CHARGE = {"charge_name": "VAT", "rate": Decimal("0.20"), "amount": Decimal("2.1")}
+
+
+def test_the_json_document_has_the_spec_shape_and_exact_text():
+    document = invoice_document(HEADER, [LINE], [CHARGE], Issuer(name="Acme"), {"customer_id": "cus_1"})
+    assert list(document) == ["invoice_number", "status", "kind", "account_id", "customer_id", "price_plan",
+                              "currency", "period_start", "period_end", "issue_date", "issuer", "customer", "lines",
+                              "subtotal", "credits_applied", "custom_charges", "total", "wallet_applied",
+                              "amount_due"]
+    assert document["lines"] == [{"type": "usage", "billable_item": "calls", "description": "Calls",
+                                  "quantity": "1050", "amount": "10.50",
+                                  "details": [{"kind": "per_unit", "quantity": "1050", "unit_price": "0.01",
+                                               "amount": "10.5"}]}]
+    assert document["custom_charges"] == [{"name": "VAT", "rate": "0.2", "amount": "2.10"}]
+    assert (document["subtotal"], document["total"], document["amount_due"]) == ("10.50", "12.60", "12.60")
+    assert render_json(document).endswith("}\n")
+
+
+def test_html_renders_without_optional_customer_and_issuer_fields():
+    document = invoice_document(HEADER, [LINE], [], Issuer(name="Acme"), {"customer_id": "cus_1"})
+    html = render_html(document, template_environment(None))
+    assert "Draft invoice" in html and "cus_1" in html and "1050 × 0.01 = 10.5" in html
+
+
+def test_a_template_in_the_config_directory_replaces_the_default(tmp_path):
+    (tmp_path / "invoice.html").write_text("{{ invoice.account_id }} owes {{ invoice.amount_due }}\n")
+    document = invoice_document(HEADER, [], [], Issuer(name="Acme"), {"customer_id": "cus_1"})
+    assert render_html(document, template_environment(tmp_path)) == "acct_1 owes 12.60\n"
