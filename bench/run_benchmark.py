@@ -64,7 +64,8 @@ def generate(workdir: Path, events: int, accounts: int, files: int) -> None:
                                      else (hash(n) % {accounts // 2}) * 2 + 1 end) as account_id,
                     timestamp '2026-08-01' + to_seconds(hash(n * 7) % (92 * 86400)) as timestamp,
                     case when n % 10 < 7
-                            then map(['transaction_amount'], [((hash(n * 3) % 40000) / 100.0 + 5)::decimal(12, 2)::varchar])
+                            then map(['transaction_amount'],
+                                     [((hash(n * 3) % 40000) / 100.0 + 5)::decimal(12, 2)::varchar])
                          when n % 10 < 9 then map(['calls'], [(hash(n * 5) % 5000)::varchar])
                          else map(['gb'], [((hash(n * 11) % 100000) / 100.0)::decimal(12, 2)::varchar]) end
                         as attributes,

@@ -13,8 +13,9 @@ HEADER = {"invoice_number": None, "status": "draft", "kind": "cycle", "account_i
           "credits_applied_amount": Decimal(0), "total_amount": Decimal("12.6"), "wallet_applied_amount": Decimal(0),
           "amount_due_amount": Decimal("12.6")}
 LINE = {"line_type": "usage", "billable_item": "calls", "description": "Calls", "quantity": Decimal("1050.000"),
-        "amount": Decimal("10.5"), "details": [{"kind": "per_unit", "quantity": Decimal("1050"),
-                                                "unit_price": Decimal("0.01"), "amount": Decimal("10.50"), "tier": None}]}
+        "amount": Decimal("10.5"),
+        "details": [{"kind": "per_unit", "quantity": Decimal("1050"), "unit_price": Decimal("0.01"),
+                     "amount": Decimal("10.50"), "tier": None}]}
 CHARGE = {"charge_name": "VAT", "rate": Decimal("0.20"), "amount": Decimal("2.1")}
 
 
