@@ -123,6 +123,8 @@ def _details_type() -> str:
     def sql_type(dtype) -> str:
         if dtype.is_decimal():
             return "decimal(38, 18)"
+        if dtype.is_temporal():
+            return "date"
         return "integer" if dtype.is_integer() else "varchar"
 
     fields = ", ".join(f'"{name}" {sql_type(dtype)}' for name, dtype in DETAIL_FIELDS.items())
@@ -144,7 +146,22 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL.replace("{details_type}", _details_type()))
+    details_type = _details_type()
+    if table_exists(con, "billing", "rated_lines"):
+        # rated lines are recomputed on every run: a new breakdown shape just replaces the table
+        current = scalar(con, "select data_type from information_schema.columns where table_schema = 'billing' "
+                              "and table_name = 'rated_lines' and column_name = 'details'")
+        def normalized(text: str) -> str:
+            return text.replace(" ", "").replace('"', "").lower()
+
+        if normalized(current) != normalized(details_type):
+            con.execute("drop table billing.rated_lines")
+    con.execute(DDL.replace("{details_type}", details_type))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(scalar(con, "select count(*) from information_schema.tables where table_schema = ? "
+                            "and table_name = ?", [schema, table]))
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

@@ -15,7 +15,7 @@ def stored_invoices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def load_invoices_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, span: BillingRange) -> pl.LazyFrame:
-    cycles = frame(con, "select * from marts.fct_billing_cycles where is_closed")
+    cycles = frame(con, "select * from marts.fct_billing_cycles")
     accounts = frame(con, "select account_id, customer_id, tax_rate from marts.dim_accounts")
     return invoices_due(catalog, span, cycles, accounts, stored_invoices(con))
 

@@ -16,8 +16,16 @@ from dagster_project.catalog import Catalog
 from dagster_project.invoicing.assembly import assemble
 from dagster_project.invoicing.documents import invoice_document, render_html, render_json, template_environment
 from dagster_project.invoicing.finalization import finalize
+from dagster_project.rating.fees import rate_fees
+from dagster_project.rating.licenses import rate_licenses
 from dagster_project.rating.money import WORK, minor_unit_digits
-from dagster_project.rating.rate_cards import usage_cards, usage_tiers
+from dagster_project.rating.rate_cards import (
+    fee_cards,
+    license_cards,
+    plans_with_fees_in_advance,
+    usage_cards,
+    usage_tiers,
+)
 from dagster_project.rating.usage import rate_usage
 
 
@@ -43,33 +51,70 @@ def billing_month(issue_date: pl.Expr) -> pl.Expr:
 
 def invoices_due(catalog: Catalog, span: BillingRange, cycles: pl.DataFrame, accounts: pl.DataFrame,
                  stored: pl.DataFrame) -> pl.LazyFrame:
-    """One cycle invoice per closed cycle issued in the range whose invoice is not final yet.
+    """The invoices issued in the range that are not final yet.
 
-    cycles: closed cycles (marts.fct_billing_cycles); accounts: account_id, customer_id, tax_rate;
+    A cycle invoice for every closed cycle; an opening invoice on the assignment's start date for
+    cycle 0 of a plan with in-advance fees. Each carries the facts of the cycles its fees pay for:
+    its own (arrears_*) and, for in-advance fees, the next cycle of the assignment (advance_*).
+    cycles: every cycle (marts.fct_billing_cycles); accounts: account_id, customer_id, tax_rate;
     stored: billing.invoices (invoice_id, status, ...).
     """
+    all_cycles = cycles.lazy()
+    cycle_invoices = (all_cycles.filter(pl.col("is_closed"))
+                      .with_columns(pl.lit("cycle").alias("kind"))
+                      .join(_cycle_facts(all_cycles, "arrears", shift=0), on=["assignment_id", "cycle_index"],
+                            how="left")
+                      .join(_cycle_facts(all_cycles, "advance", shift=1), on=["assignment_id", "cycle_index"],
+                            how="left"))
+    advance_plans = plans_with_fees_in_advance(catalog)
+    openings = (all_cycles.filter((pl.col("cycle_index") == 0) & pl.col("price_plan").is_in(advance_plans)
+                                  & (pl.col("assignment_start_date") <= span.as_of))
+                .with_columns(pl.lit("opening").alias("kind"), pl.col("assignment_start_date").alias("issue_date"))
+                .join(_cycle_facts(all_cycles, "advance", shift=0), on=["assignment_id", "cycle_index"], how="left")
+                .join(_cycle_facts(all_cycles, "arrears", shift=0).filter(pl.lit(False)),
+                      on=["assignment_id", "cycle_index"], how="left"))
     finals = stored.filter(pl.col("status") == "final").select("invoice_id")
     digits = {name: minor_unit_digits(plan.currency) for name, plan in catalog.price_plans.items()}
-    return (cycles.lazy()
+    return (pl.concat([cycle_invoices, openings.select(cycle_invoices.collect_schema().names())])
             .with_columns(billing_month(pl.col("issue_date")).alias("billing_month"))
             .filter(pl.col("billing_month").is_between(span.first_month, span.last_month))
             .with_columns(
                 pl.concat_str(pl.col("account_id"), pl.lit("/"), pl.col("period_start_date").dt.strftime("%Y-%m-%d"),
-                              pl.lit("_cycle")).alias("invoice_id"),
-                pl.lit("cycle").alias("kind"),
+                              pl.lit("_"), pl.col("kind")).alias("invoice_id"),
                 pl.col("price_plan").replace_strict(digits, return_dtype=pl.Int32).alias("currency_digits"))
             .join(finals.lazy(), on="invoice_id", how="anti")
             .join(accounts.lazy().select("account_id", "customer_id", pl.col("tax_rate").cast(WORK)),
                   on="account_id", how="left")
-            .select("invoice_id", "account_id", "customer_id", "price_plan", "kind", "cycle_id", "cycle_index",
-                    "period_start_date", "period_end_date", "issue_date", "billing_month", "currency",
-                    "currency_digits", "tax_rate"))
+            .select("invoice_id", "account_id", "customer_id", "price_plan", "kind", "cycle_id", "assignment_id",
+                    "cycle_index", "period_start_date", "period_end_date", "period_days", "full_period_days",
+                    "issue_date", "billing_month", "currency", "currency_digits", "tax_rate",
+                    pl.selectors.starts_with("arrears_"), pl.selectors.starts_with("advance_")))
 
 
-def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame) -> pl.DataFrame:
-    """Rated rate-card lines of the invoices due (meter_usage: cycle_id, meter_name, quantity, event_count)."""
-    usage = meter_usage.lazy().join(due.select("invoice_id", "cycle_id", "price_plan"), on="cycle_id", how="inner")
-    return rate_usage(usage, usage_cards(catalog), usage_tiers(catalog), catalog.billing.rounding).collect()
+def _cycle_facts(cycles: pl.LazyFrame, prefix: str, shift: int) -> pl.LazyFrame:
+    """The facts of cycle (index + shift) of each assignment, keyed by (assignment_id, index)."""
+    return cycles.select(
+        "assignment_id", (pl.col("cycle_index") - shift).alias("cycle_index"),
+        pl.col("cycle_index").alias(f"{prefix}_cycle_index"),
+        pl.col("period_start_date").alias(f"{prefix}_start_date"),
+        pl.col("period_end_date").alias(f"{prefix}_end_date"),
+        pl.col("period_days").alias(f"{prefix}_days"), pl.col("full_period_days").alias(f"{prefix}_full_days"))
+
+
+def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame,
+         license_intervals: pl.DataFrame) -> pl.DataFrame:
+    """Rated rate-card lines (usage, licenses, fixed fees) of the invoices due.
+
+    meter_usage: cycle_id, meter_name, quantity, event_count; license_intervals: marts.fct_license_intervals.
+    """
+    rounding = catalog.billing.rounding
+    cycle_due = due.filter(pl.col("kind") == "cycle")
+    usage = meter_usage.lazy().join(cycle_due.select("invoice_id", "cycle_id", "price_plan"), on="cycle_id")
+    return pl.concat([
+        rate_usage(usage, usage_cards(catalog), usage_tiers(catalog), rounding),
+        rate_licenses(cycle_due, license_intervals.lazy(), license_cards(catalog), rounding),
+        rate_fees(due, fee_cards(catalog), rounding),
+    ], how="vertical").collect()
 
 
 def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.DataFrame, stored: pl.DataFrame,

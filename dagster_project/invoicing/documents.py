@@ -69,7 +69,11 @@ def _detail(row: dict) -> dict:
     for key, value in row.items():
         if value is None:
             continue
-        out[key] = format_quantity(value) if key in _DETAIL_DECIMALS else value
+        if key in _DETAIL_DECIMALS:
+            value = format_quantity(value)
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out[key] = value
     return out
 
 

@@ -50,3 +50,35 @@ def usage_tiers(catalog: Catalog) -> pl.LazyFrame:
                              "flat_fee": tier.flat_fee})
                 lower = tier.up_to
     return pl.LazyFrame(rows, schema=TIER_SCHEMA)
+
+
+LICENSE_CARD_SCHEMA = {
+    "price_plan": pl.String, "line_position": pl.Int32, "billable_item": pl.String, "description": pl.String,
+    "unit_price": WORK, "proration": pl.String,
+}
+FEE_CARD_SCHEMA = {
+    "price_plan": pl.String, "line_position": pl.Int32, "billable_item": pl.String, "description": pl.String,
+    "fee_amount": WORK, "recurrence": pl.String, "timing": pl.String, "prorate": pl.Boolean,
+}
+
+
+def license_cards(catalog: Catalog) -> pl.LazyFrame:
+    rows = [{"price_plan": plan.name, "line_position": position, "billable_item": card.billable_item,
+             "description": catalog.billable_items[card.billable_item].billable_name,
+             "unit_price": card.unit_price, "proration": card.proration}
+            for plan in catalog.price_plans.values() for position, card in enumerate(plan.rate_cards.licenses)]
+    return pl.LazyFrame(rows, schema=LICENSE_CARD_SCHEMA)
+
+
+def fee_cards(catalog: Catalog) -> pl.LazyFrame:
+    rows = [{"price_plan": plan.name, "line_position": position, "billable_item": card.billable_item,
+             "description": catalog.billable_items[card.billable_item].billable_name, "fee_amount": card.amount,
+             "recurrence": card.recurrence, "timing": card.timing, "prorate": card.prorate}
+            for plan in catalog.price_plans.values() for position, card in enumerate(plan.rate_cards.fixed_fees)]
+    return pl.LazyFrame(rows, schema=FEE_CARD_SCHEMA)
+
+
+def plans_with_fees_in_advance(catalog: Catalog) -> list[str]:
+    """Plans whose first cycle has an opening invoice (SPEC 4.4)."""
+    return [plan.name for plan in catalog.price_plans.values()
+            if any(card.timing == "in_advance" for card in plan.rate_cards.fixed_fees)]

@@ -12,9 +12,10 @@ from dagster_project.rating.money import WORK, clamp_high, clamp_low, dec, round
 
 LINE_KEY = ["invoice_id", "line_position"]
 DETAIL_FIELDS = {
-    "kind": pl.String, "tier": pl.Int32, "from": WORK, "up_to": WORK, "quantity": WORK, "unit_price": WORK,
-    "flat_fee": WORK, "rate": WORK, "free_units": WORK, "billable_units": WORK, "package_size": WORK,
-    "packages": WORK, "amount": WORK,
+    "kind": pl.String, "tier": pl.Int32, "from": WORK, "up_to": WORK, "from_date": pl.Date, "to_date": pl.Date,
+    "days": pl.Int32, "full_days": pl.Int32, "quantity": WORK, "unit_price": WORK, "flat_fee": WORK, "rate": WORK,
+    "free_units": WORK, "billable_units": WORK, "package_size": WORK, "packages": WORK, "rule": pl.String,
+    "amount": WORK,
 }
 DETAIL = pl.Struct(DETAIL_FIELDS)
 

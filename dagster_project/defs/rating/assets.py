@@ -13,7 +13,7 @@ from dagster_project.warehouse import frame
 
 @dg.asset(group_name="rating", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
           deps=[dg.AssetKey(["marts", "fct_meter_usage"]), dg.AssetKey(["marts", "fct_billing_cycles"]),
-                dg.AssetKey(["marts", "dim_accounts"])],
+                dg.AssetKey(["marts", "dim_accounts"]), dg.AssetKey(["marts", "fct_license_intervals"])],
           description="Rated rate-card lines (billing.rated_lines) of every invoice issued in the months "
                       "that is not final yet; each line rounded once, with its breakdown.")
 def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResource, warehouse: WarehouseResource,
@@ -24,8 +24,9 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
     with warehouse.connect() as con:
         due = load_invoices_due(con, loaded, span)
         usage = frame(con, "select cycle_id, meter_name, quantity, event_count from marts.fct_meter_usage "
-                            "where is_closed")
-        lines = rate(loaded, due, usage)
+                           "where is_closed")
+        licenses = frame(con, "select * from marts.fct_license_intervals")
+        lines = rate(loaded, due, usage, licenses)
         lines = lines.join(due.select("invoice_id", "billing_month").collect(), on="invoice_id", how="inner")
         con.execute("delete from billing.rated_lines where billing_month between ? and ?", [first, last])
         insert_rows(con, "billing.rated_lines", lines)

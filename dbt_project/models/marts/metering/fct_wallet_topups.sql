@@ -1,0 +1,7 @@
+with topups as (
+
+    select * from {{ ref('stg_raw__wallet_topups') }}
+
+)
+
+select * from topups
