@@ -108,6 +108,37 @@ create table if not exists billing.invoice_custom_charges (
     amount decimal(38, 2) not null
 );
 
+create table if not exists billing.credit_draws (
+    invoice_id varchar not null,
+    account_id varchar not null,
+    grant_id varchar not null,
+    draw_number integer not null,       -- the order in which the invoice drew its grants
+    amount decimal(38, 18) not null
+);
+
+create table if not exists billing.wallet_draws (   -- final invoices only: drafts draw nothing
+    invoice_id varchar not null,
+    account_id varchar not null,
+    draw_date date not null,
+    amount decimal(38, 18) not null
+);
+
+create table if not exists billing.pricing_rule_evaluations (
+    invoice_id varchar not null,
+    rule_name varchar not null,
+    rule_order integer not null,
+    action_type varchar not null,
+    target_item varchar,
+    condition_result boolean not null,
+    is_applied boolean not null,
+    variables_json varchar not null,
+    computed_value decimal(38, 18),
+    amount_before decimal(38, 18),
+    amount_after decimal(38, 18),
+    subtotal_before decimal(38, 18) not null,
+    subtotal_after decimal(38, 18) not null
+);
+
 -- State left by earlier runs that metering needs: which cycles are final, and after which load
 -- batch. Events of a final cycle loaded in a later batch are `late` (SPEC 3.2).
 create or replace view billing.final_cycles as

@@ -23,7 +23,7 @@ def test_the_json_document_has_the_spec_shape_and_exact_text():
     document = invoice_document(HEADER, [LINE], [CHARGE], Issuer(name="Acme"), {"customer_id": "cus_1"})
     assert list(document) == ["invoice_number", "status", "kind", "account_id", "customer_id", "price_plan",
                               "currency", "period_start", "period_end", "issue_date", "issuer", "customer", "lines",
-                              "subtotal", "credits_applied", "custom_charges", "total", "wallet_applied",
+                              "subtotal", "credits_applied", "credits", "custom_charges", "total", "wallet_applied",
                               "amount_due"]
     assert document["lines"] == [{"type": "usage", "billable_item": "calls", "description": "Calls",
                                   "quantity": "1050", "amount": "10.50",

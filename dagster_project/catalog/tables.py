@@ -7,6 +7,12 @@ from dagster_project.catalog.filters import meter_value_sql
 from dagster_project.catalog.loader import Catalog
 
 _S, _I, _B = pa.string(), pa.int32(), pa.bool_()
+WORK_DECIMAL = pa.decimal128(38, 18)
+
+
+def _applies_to_text(applies_to) -> str:
+    """`all`, or billable items joined with ';' as in credit_grants.csv."""
+    return applies_to if applies_to == "all" else ";".join(applies_to)
 
 
 def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
@@ -36,6 +42,16 @@ def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
         "plan_meters": _table({"plan_name": _S, "meter_name": _S},
                               [(plan, meter) for plan in catalog.price_plans
                                for meter in catalog.meters_of_plan(plan)]),
+        "plan_credits": _table(
+            {"plan_name": _S, "credit_number": _I, "amount": WORK_DECIMAL, "applies_to": _S, "expires": _S,
+             "priority": _I},
+            [(p.name, n, c.amount, _applies_to_text(c.applies_to), c.expires, c.priority)
+             for p in catalog.price_plans.values() for n, c in enumerate(p.credits, start=1)]),
+        "plan_entitlements": _table(
+            {"plan_name": _S, "feature": _S, "billable_name": _S, "meter_name": _S, "usage_limit": WORK_DECIMAL},
+            [(p.name, e.feature, catalog.billable_items[e.feature].billable_name,
+              catalog.billable_items[e.feature].usage_meter, e.limit)
+             for p in catalog.price_plans.values() for e in p.entitlements]),
         "catalog_version": _table({"fingerprint": _S}, [(catalog.fingerprint,)]),
     }
 

@@ -15,6 +15,7 @@ from dagster_project.catalog.models import (
     PricePlan,
     UsageMeter,
 )
+from dagster_project.catalog.rules import check_rules
 
 SCHEMAS_FILE = "event_schemas.yaml"
 METERS_FILE = "usage_meters.yaml"
@@ -211,10 +212,16 @@ def _check_plan(rel: str, plan: PricePlan, items: dict | None, report: _Report) 
             report.add(rel, f"{path}.limit", f"feature '{ent.feature}' has no usage meter to limit")
         _non_negative(ent.limit, rel, f"{path}.limit", report)
 
-    from dagster_project.catalog.rules import check_rules
-
-    for path, message in check_rules(plan, items):
+    for path, message in check_rules(plan, items, _plan_meters(plan, items)):
         report.add(rel, path, message)
+
+
+def _plan_meters(plan: PricePlan, items: dict | None) -> list[str] | None:
+    """Meters whose quantities a plan's rules may read (None when items failed to load)."""
+    if items is None:
+        return None
+    names = [c.billable_item for c in plan.rate_cards.usage] + [e.feature for e in plan.entitlements]
+    return [items[n].usage_meter for n in names if n in items and items[n].usage_meter]
 
 
 def _check_usage_card(card, rel: str, path: str, report: _Report) -> None:

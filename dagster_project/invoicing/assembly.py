@@ -8,19 +8,34 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from dagster_project.catalog import Catalog
 from dagster_project.catalog.models import BillingSettings
+from dagster_project.invoicing.adjustments import adjust
+from dagster_project.invoicing.credits import draw_credits, draw_wallet
 from dagster_project.rating.money import WORK, round_money, zero
 
 # Invoice sections in SPEC 4.5 order; a line's number follows (section, position in its section).
 SECTIONS = {"usage": 0, "named_license": 0, "license": 1, "fixed_fee": 2, "pricing_rule": 3,
             "commitment_true_up": 4}
-KIND_ORDER = {"opening": 0, "cycle": 1}  # numbering and drawing order: opening first (SPEC 4.7, 5)
+
+@dataclass(frozen=True)
+class Ledgers:
+    """What credits and wallets hold before the invoices being computed draw on them."""
+
+    grants: pl.DataFrame          # marts.dim_credit_grants
+    credits_drawn: pl.DataFrame   # grant_id, amount: draws of invoices not being recomputed
+    topups: pl.DataFrame          # account_id, amount, topup_date
+    wallet_drawn: pl.DataFrame    # account_id, amount: draws of final invoices
+
 
 @dataclass(frozen=True)
 class AssembledInvoices:
-    headers: pl.DataFrame   # one row per invoice, with every total
-    lines: pl.DataFrame     # invoice_id, line_number, line_type, billable_item, description, quantity, amount, details
-    charges: pl.DataFrame   # invoice_id, charge_number, charge_name, rate, amount
+    headers: pl.DataFrame        # one row per invoice, with every total
+    lines: pl.DataFrame          # invoice_id, line_number, line_type, billable_item, description, quantity,
+    #                              amount, details
+    charges: pl.DataFrame        # invoice_id, charge_number, charge_name, rate, amount
+    credit_draws: pl.DataFrame   # invoice_id, account_id, grant_id, draw_number, amount
+    rule_log: pl.DataFrame       # one row per pricing rule evaluation
 
 
 def number_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
@@ -31,26 +46,35 @@ def number_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
             .drop("section", "line_position"))
 
 
-def assemble(invoices: pl.LazyFrame, lines: pl.LazyFrame, settings: BillingSettings) -> AssembledInvoices:
-    """Totals of every invoice from its rated lines.
+def assemble(invoices: pl.DataFrame, lines: pl.DataFrame, usage: pl.DataFrame, accounts: pl.DataFrame,
+             ledgers: Ledgers, catalog: Catalog) -> AssembledInvoices:
+    """Every total of every invoice, in SPEC 4.5's order.
 
-    invoices: invoice_id, currency_digits, tax_rate (the account's override, or null), plus any
-    descriptive columns, which are kept. lines: rated lines with line_type and line_position.
+    invoices: the invoices due (invoice_id, account_id, kind, price_plan, issue_date, period dates,
+    currency_digits, tax_rate, ...); lines: their rated rate-card lines; usage: invoice_id,
+    meter_name, quantity, event_count; accounts: accounts.csv columns as text (rule variables).
     """
-    numbered = number_lines(lines)
+    adjusted = adjust(catalog, invoices, lines, usage, accounts)
+    numbered = number_lines(adjusted.lines.lazy()).collect()
     subtotals = numbered.group_by("invoice_id").agg(pl.col("amount").sum().alias("subtotal_amount"))
     headers = (invoices.join(subtotals, on="invoice_id", how="left")
-               .with_columns(pl.col("subtotal_amount").fill_null(zero()).cast(WORK),
-                             zero().alias("credits_applied_amount")))
-    charges = custom_charges(headers, settings)
+               .with_columns(pl.col("subtotal_amount").fill_null(zero()).cast(WORK)))
+    credits = draw_credits(headers, numbered, ledgers.grants, ledgers.credits_drawn)
+    credited = credits.draws.group_by("invoice_id").agg(pl.col("amount").sum().alias("credits_applied_amount"))
+    headers = (headers.join(credited, on="invoice_id", how="left")
+               .with_columns(pl.col("credits_applied_amount").fill_null(zero()).cast(WORK)))
+    charges = custom_charges(headers.lazy(), catalog.billing).collect()
     charge_sums = charges.group_by("invoice_id").agg(pl.col("amount").sum().alias("custom_charges_amount"))
     headers = (headers.join(charge_sums, on="invoice_id", how="left")
                .with_columns(pl.col("custom_charges_amount").fill_null(zero()).cast(WORK))
                .with_columns((pl.col("subtotal_amount") - pl.col("credits_applied_amount")
-                              + pl.col("custom_charges_amount")).alias("total_amount"),
-                             zero().alias("wallet_applied_amount"))
+                              + pl.col("custom_charges_amount")).alias("total_amount")))
+    wallet = draw_wallet(headers, ledgers.topups, ledgers.wallet_drawn)
+    headers = (headers.join(wallet, on="invoice_id", how="left")
+               .with_columns(pl.col("wallet_applied_amount").fill_null(zero()).cast(WORK))
                .with_columns((pl.col("total_amount") - pl.col("wallet_applied_amount")).alias("amount_due_amount")))
-    return AssembledInvoices(headers=headers.collect(), lines=numbered.collect(), charges=charges.collect())
+    return AssembledInvoices(headers=headers, lines=numbered, charges=charges, credit_draws=credits.draws,
+                             rule_log=adjusted.log)
 
 
 def custom_charges(headers: pl.LazyFrame, settings: BillingSettings) -> pl.LazyFrame:

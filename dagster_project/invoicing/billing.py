@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from dagster_project.catalog import Catalog
-from dagster_project.invoicing.assembly import assemble
+from dagster_project.invoicing.assembly import AssembledInvoices, Ledgers, assemble
 from dagster_project.invoicing.documents import invoice_document, render_html, render_json, template_environment
 from dagster_project.invoicing.finalization import finalize
 from dagster_project.rating.fees import rate_fees
@@ -40,9 +40,12 @@ class BillingRange:
 
 @dataclass(frozen=True)
 class BillingResult:
-    invoices: pl.DataFrame  # billing.invoices rows (new drafts and new finals)
+    invoices: pl.DataFrame      # billing.invoices rows (new drafts and new finals)
     lines: pl.DataFrame
     charges: pl.DataFrame
+    credit_draws: pl.DataFrame
+    wallet_draws: pl.DataFrame  # final invoices only
+    rule_log: pl.DataFrame
 
 
 def billing_month(issue_date: pl.Expr) -> pl.Expr:
@@ -117,14 +120,18 @@ def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame,
     ], how="vertical").collect()
 
 
-def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.DataFrame, stored: pl.DataFrame,
-          customers: pl.DataFrame, current_batch: int | None, template_dir: Path | None = None) -> BillingResult:
+def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.DataFrame, usage: pl.DataFrame,
+          accounts: pl.DataFrame, ledgers: Ledgers, stored: pl.DataFrame, customers: pl.DataFrame,
+          current_batch: int | None, template_dir: Path | None = None) -> BillingResult:
     """Assemble, finalize and render the invoices due from their rated lines.
 
-    current_batch: the latest event load batch, which a newly final invoice has seen (later
-    batches' events for its cycle are late).
+    usage: cycle_id, meter_name, quantity, event_count (rule variables); accounts: every column of
+    accounts.csv as text; current_batch: the latest event load batch, which a newly final invoice
+    has seen (later batches' events for its cycle are late).
     """
-    assembled = assemble(due, lines.lazy(), catalog.billing)
+    invoices = due.collect()
+    usage_by_invoice = usage.join(invoices.select("invoice_id", "cycle_id"), on="cycle_id", how="inner")
+    assembled = assemble(invoices, lines, usage_by_invoice, accounts, ledgers, catalog)
     last_sequences = (stored.lazy().filter(pl.col("status") == "final")
                       .group_by("numbering_period").agg(pl.col("invoice_sequence").max().alias("last_sequence"))
                       .collect())
@@ -133,24 +140,37 @@ def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.Dat
         pl.when(pl.col("status") == "final").then(pl.lit(current_batch, dtype=pl.Int32))
         .alias("finalized_after_batch"),
         pl.lit(span.as_of).alias("computed_as_of"))
-    headers = _with_documents(catalog, headers, assembled.lines, assembled.charges, customers, template_dir)
-    return BillingResult(invoices=headers, lines=assembled.lines, charges=assembled.charges)
+    headers = _with_documents(catalog, headers, assembled, customers, template_dir)
+    finals = headers.filter(pl.col("status") == "final")
+    wallet_draws = finals.filter(pl.col("wallet_applied_amount") > 0).select(
+        "invoice_id", "account_id", pl.col("issue_date").alias("draw_date"),
+        pl.col("wallet_applied_amount").alias("amount"))
+    return BillingResult(invoices=headers, lines=assembled.lines, charges=assembled.charges,
+                         credit_draws=assembled.credit_draws, wallet_draws=wallet_draws, rule_log=assembled.rule_log)
 
 
-def _with_documents(catalog: Catalog, headers: pl.DataFrame, lines: pl.DataFrame, charges: pl.DataFrame,
+def _with_documents(catalog: Catalog, headers: pl.DataFrame, assembled: AssembledInvoices,
                     customers: pl.DataFrame, template_dir: Path | None) -> pl.DataFrame:
     """Render each invoice's JSON and HTML (one document per invoice: the output is per invoice)."""
     environment = template_environment(template_dir)
     customers = {row["customer_id"]: row for row in customers.iter_rows(named=True)}
-    lines_by_invoice = lines.sort("invoice_id", "line_number").partition_by("invoice_id", as_dict=True)
-    charges_by_invoice = charges.sort("invoice_id", "charge_number").partition_by("invoice_id", as_dict=True)
+
+    def by_invoice(frame: pl.DataFrame, order: str) -> dict:
+        return frame.sort("invoice_id", order).partition_by("invoice_id", as_dict=True)
+
+    lines = by_invoice(assembled.lines, "line_number")
+    charges = by_invoice(assembled.charges, "charge_number")
+    draws = by_invoice(assembled.credit_draws, "draw_number")
     documents_json, documents_html = [], []
+    def rows(parts: dict, invoice_id: str) -> list[dict]:
+        key = (invoice_id,)
+        return parts[key].to_dicts() if key in parts else []
+
     for header in headers.iter_rows(named=True):
-        key = (header["invoice_id"],)
-        invoice_lines = lines_by_invoice[key].to_dicts() if key in lines_by_invoice else []
-        invoice_charges = charges_by_invoice[key].to_dicts() if key in charges_by_invoice else []
-        document = invoice_document(header, invoice_lines, invoice_charges, catalog.billing.issuer,
-                                    _customer(customers.get(header["customer_id"]), header["customer_id"]))
+        invoice_id = header["invoice_id"]
+        document = invoice_document(header, rows(lines, invoice_id), rows(charges, invoice_id), catalog.billing.issuer,
+                                    _customer(customers.get(header["customer_id"]), header["customer_id"]),
+                                    credit_draws=rows(draws, invoice_id))
         documents_json.append(render_json(document))
         documents_html.append(render_html(document, environment))
     return headers.with_columns(pl.Series("document_json", documents_json, dtype=pl.String),

@@ -21,8 +21,10 @@ _DETAIL_DECIMALS = ("from", "up_to", "quantity", "unit_price", "flat_fee", "rate
                     "package_size", "packages", "amount")
 
 
-def invoice_document(header: dict, lines: list[dict], charges: list[dict], issuer: Issuer, customer: dict) -> dict:
-    """The invoice as SPEC 5's JSON object (key order as in the SPEC)."""
+def invoice_document(header: dict, lines: list[dict], charges: list[dict], issuer: Issuer, customer: dict,
+                     credit_draws: list[dict] = ()) -> dict:
+    """The invoice as SPEC 5's JSON object (key order as in the SPEC), plus `credits`: what each
+    grant paid, in the order drawn."""
     digits = header["currency_digits"]
 
     def money(value) -> str:
@@ -54,6 +56,7 @@ def invoice_document(header: dict, lines: list[dict], charges: list[dict], issue
         ],
         "subtotal": money(header["subtotal_amount"]),
         "credits_applied": money(header["credits_applied_amount"]),
+        "credits": [{"grant_id": d["grant_id"], "amount": money(d["amount"])} for d in credit_draws],
         "custom_charges": [
             {"name": c["charge_name"], "rate": format_quantity(c["rate"]), "amount": money(c["amount"])}
             for c in charges

@@ -11,7 +11,7 @@ from datetime import date
 import polars as pl
 
 from dagster_project.catalog.models import InvoiceNumbering
-from dagster_project.invoicing.assembly import KIND_ORDER
+from dagster_project.invoicing.kinds import KIND_ORDER
 
 
 def numbering_period(issue_date: pl.Expr, reset: str) -> pl.Expr:

@@ -1,0 +1,9 @@
+{{ config(tags=['billing']) }}
+
+with source as (
+
+    select * from {{ source('billing', 'wallet_draws') }}
+
+)
+
+select * from source

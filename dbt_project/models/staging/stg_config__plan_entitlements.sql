@@ -1,0 +1,7 @@
+with source as (
+
+    select * from {{ source('config', 'plan_entitlements') }}
+
+)
+
+select * from source
