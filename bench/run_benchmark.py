@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run_benchmark.py --events 1000000 --accounts 1000
 
-Generates the events (three months, the demo company's four meters), runs `tally run` on them
+Generates the events (three months, the demo company's payments and API meters), runs `tally run` on them
 in a fresh warehouse and prints events/second, the wall time of each stage (taken from the run's
 progress lines as they arrive) and the peak memory of the run, then the time of one hand-written
 DuckDB query computing the same meter quantities from the same files: the floor. Medians over
@@ -38,6 +38,7 @@ def generate(workdir: Path, events: int, accounts: int, files: int) -> None:
     """Accounts split between the payments and API plans; events spread over Aug-Oct 2026."""
     data = workdir / "data"
     (data / "events").mkdir(parents=True)
+    shutil.copytree(ROOT / "pricing_config", workdir / "config")
     with (data / "customers.csv").open("w") as out:
         out.write("customer_id,name,email,address\n")
         out.writelines(f"cus_{i},Customer {i},c{i}@example.com,\n" for i in range(accounts))
@@ -85,7 +86,7 @@ def run_pipeline(workdir: Path) -> tuple[float, dict[str, float], float]:
     for name in ("warehouse.duckdb", "invoices"):
         path = workdir / name
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    cmd = [str(TALLY), "run", "--config", str(ROOT / "pricing_config"), "--data", str(workdir / "data"),
+    cmd = [str(TALLY), "run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
            "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
            "--as-of", AS_OF]
     started = time.perf_counter()

@@ -29,16 +29,49 @@ def main(argv: list[str] | None = None) -> int:
     _add_path_flags(run)
     run.add_argument("--as-of", type=date.fromisoformat, help="the run's date, YYYY-MM-DD (default: today, UTC)")
 
+    entitlements = commands.add_parser("entitlements", help="what an account may use, from the warehouse")
+    entitlements.add_argument("account_id")
+    entitlements.add_argument("--at", type=_utc_timestamp, help="ISO-8601 timestamp (default: now, UTC)")
+    entitlements.add_argument("--warehouse", help="TALLY_WAREHOUSE, default warehouse/tally.duckdb")
+
     demo = commands.add_parser("demo", help="generate the demo dataset if absent and run the pipeline on it")
     demo.add_argument("--as-of", type=date.fromisoformat, help="the run's date (default: the demo's own date)")
 
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(_resolve("config", args.config))
+    if args.command == "entitlements":
+        return _entitlements(args.account_id, args.at or datetime.now(UTC).replace(tzinfo=None),
+                             _resolve("warehouse", args.warehouse))
     if args.command == "run":
         paths = {flag: _resolve(flag, getattr(args, flag)) for flag in PATH_FLAGS}
         return _run(paths, args.as_of or datetime.now(UTC).date())
     return _demo(args.as_of)
+
+
+def _utc_timestamp(text: str) -> datetime:
+    """ISO 8601; an offset is converted to UTC, none means UTC (SPEC 3.2). Returned naive, in UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _entitlements(account_id: str, at: datetime, warehouse_path: Path) -> int:
+    import duckdb
+
+    from dagster_project.entitlements import EntitlementLookupError, access_at, describe
+
+    if not warehouse_path.exists():
+        print(f"no warehouse at {warehouse_path}: run `tally run` first", file=sys.stderr)
+        return 1
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        print(describe(access_at(con, account_id, at)))
+    except EntitlementLookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    return 0
 
 
 def _add_path_flags(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,11 @@
 
 Deterministic (a seeded generator), so every clone gets the same data and the same invoices.
 It exercises the whole pipeline: JSONL and Parquet event files, events in local time zones, a
-duplicate id, an invalid event, an event for an unknown account, a gauge sampled many times.
+duplicate id, an invalid event, an event for an unknown account, a gauge sampled many times; and
+the whole pricing model: payments at 2.9% + 30c, graduated API tiers with storage packages, seats
+with a plan change into a tier with a commitment and a JsonLogic volume discount, fees in advance
+(opening invoices), promotional and plan credits, a prepaid wallet, a Make-style operations
+allowance (a metered entitlement), and an LLM API priced per million tokens by model.
 """
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ CUSTOMERS = [
     ("cus_initech", "Initech LLC", "ap@initech.example", "9 Oak Ave, Shelbyville"),
     ("cus_umbrella", "Umbrella Europe GmbH", "rechnung@umbrella.example", "Hauptstrasse 5, Berlin"),
     ("cus_hooli", "Hooli Inc.", "finance@hooli.example", "1 Infinite Loop, Palo Alto"),
+    ("cus_stark", "Stark Industries", "ap@stark.example", "10880 Malibu Point, Malibu"),
+    ("cus_acme_auto", "Wile E. Automation", "ops@wile.example", "Desert Rd 1, Tucson"),
+    ("cus_cyberdyne", "Cyberdyne Systems", "billing@cyberdyne.example", "18144 El Camino Real, Sunnyvale"),
 ]
 # account_id, customer_id, name, tax_rate (blank: the default sales tax), segment (for pricing rules)
 ACCOUNTS = [
@@ -31,12 +38,35 @@ ACCOUNTS = [
     ("acct_hooli_pay", "cus_hooli", "Hooli checkout", "", "smb"),
     ("acct_initech_api", "cus_initech", "Initech production API", "", "smb"),
     ("acct_umbrella_api", "cus_umbrella", "Umbrella EU API", "0.19", "enterprise"),
+    ("acct_stark_team", "cus_stark", "Stark engineering team", "", "enterprise"),
+    ("acct_wile_automation", "cus_acme_auto", "Wile automations", "", "smb"),
+    ("acct_cyberdyne_llm", "cus_cyberdyne", "Cyberdyne research", "", "enterprise"),
 ]
 ASSIGNMENTS = [
     ("acct_globex_shop", "payments_standard", "2026-08-01", ""),
     ("acct_hooli_pay", "payments_standard", "2026-09-10", ""),
     ("acct_initech_api", "api_growth", "2026-08-01", ""),
     ("acct_umbrella_api", "api_growth", "2026-08-15", ""),
+    ("acct_stark_team", "team_seats", "2026-08-10", "2026-10-16"),  # upgraded mid-October
+    ("acct_stark_team", "team_business", "2026-10-16", ""),
+    ("acct_wile_automation", "automation_core", "2026-08-01", ""),
+    ("acct_cyberdyne_llm", "llm_api", "2026-09-01", ""),
+]
+LICENSE_UPDATES = [
+    ("acct_stark_team", "seats", "8", "2026-08-10"),
+    ("acct_stark_team", "seats", "12", "2026-09-01"),
+    ("acct_stark_team", "seats", "15", "2026-09-21"),
+    ("acct_stark_team", "seats", "24", "2026-10-16"),
+]
+CREDIT_GRANTS = [
+    ("welcome_initech", "acct_initech_api", "100", "all", "2026-08-01", "", "2"),
+    ("promo_umbrella_sept", "acct_umbrella_api", "50", "api_calls", "2026-09-01", "2026-10-16", "1"),
+    ("goodwill_stark", "acct_stark_team", "75", "all", "2026-10-01", "2027-01-01", "3"),
+]
+WALLET_TOPUPS = [
+    ("topup_hooli_1", "acct_hooli_pay", "200", "2026-09-10"),
+    ("topup_hooli_2", "acct_hooli_pay", "300", "2026-10-20"),
+    ("topup_cyberdyne_1", "acct_cyberdyne_llm", "25", "2026-09-01"),
 ]
 
 
@@ -55,9 +85,14 @@ def write_demo_data(data_dir: Path) -> None:
     _write_csv(data_dir / "accounts.csv", ["account_id", "customer_id", "name", "tax_rate", "segment"], ACCOUNTS)
     _write_csv(data_dir / "plan_assignments.csv", ["account_id", "price_plan", "start_date", "end_date"],
                ASSIGNMENTS)
+    _write_csv(data_dir / "license_updates.csv", ["account_id", "billable_item", "quantity", "effective_date"],
+               LICENSE_UPDATES)
+    _write_csv(data_dir / "credit_grants.csv", ["grant_id", "account_id", "amount", "applies_to", "granted_date",
+                                                "expiry_date", "priority"], CREDIT_GRANTS)
+    _write_csv(data_dir / "wallet_topups.csv", ["topup_id", "account_id", "amount", "date"], WALLET_TOPUPS)
 
     rng = random.Random(20261110)
-    events = _payments(rng) + _api_batches(rng)
+    events = _payments(rng) + _api_batches(rng) + _scenario_runs(rng) + _llm_requests(rng)
     events.sort(key=lambda e: (e["timestamp"], e["id"]))
     by_month: dict[str, list[dict]] = {}
     for event in events:
@@ -135,6 +170,36 @@ def _api_batches(rng: random.Random) -> list[dict]:
                     "attributes": {"calls": rng.randint(daily // 8, daily // 2)},
                     "dimensions": {"endpoint": rng.choice(["/v1/search", "/v1/items", "/v1/orders"])},
                 })
+    return events
+
+
+def _scenario_runs(rng: random.Random) -> list[dict]:
+    """Automation runs: a busy account that goes past its 10,000 included operations some months."""
+    events = []
+    for day in _days():
+        for run in range(rng.randint(3, 8)):
+            events.append({
+                "id": f"run_{day:%Y%m%d}_{run}", "schema": "scenario_run", "account_id": "acct_wile_automation",
+                "timestamp": _timestamp(day, rng),
+                "attributes": {"operations": rng.randint(20, 140 if day.month == 9 else 60)},
+                "dimensions": {"scenario": rng.choice(["sync-crm", "invoice-mailer", "slack-digest"])},
+            })
+    return events
+
+
+def _llm_requests(rng: random.Random) -> list[dict]:
+    events = []
+    for day in _days():
+        if day < date(2026, 9, 1):
+            continue
+        for request in range(rng.randint(10, 25)):
+            model = rng.choices(["tally-large", "tally-small", "tally-small-2"], weights=[3, 5, 2])[0]
+            events.append({
+                "id": f"llm_{day:%Y%m%d}_{request}", "schema": "llm_request", "account_id": "acct_cyberdyne_llm",
+                "timestamp": _timestamp(day, rng),
+                "attributes": {"input_tokens": rng.randint(2_000, 120_000), "output_tokens": rng.randint(200, 8_000)},
+                "dimensions": {"model": model},
+            })
     return events
 
 
