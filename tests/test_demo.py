@@ -1,0 +1,99 @@
+"""`tally demo` from an empty directory: the whole pricing model end to end, and entitlements."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from tests.conftest import ROOT, run_tally
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    shutil.copytree(ROOT / "pricing_config", workdir / "pricing_config")
+    proc = run_tally("demo", cwd=workdir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "generated the demo dataset" in proc.stdout
+    return workdir
+
+
+def query(workdir, sql):
+    con = duckdb.connect(str(workdir / "warehouse" / "tally.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def document(workdir, invoice_id):
+    return json.loads((workdir / "invoices" / f"{invoice_id}.json").read_text())
+
+
+def test_every_event_has_one_status_and_every_problem_is_reported(demo):
+    statuses = dict(query(demo, "select status, count(*) from marts.event_pipeline_log group by 1"))
+    loaded = query(demo, "select count(*) from raw.events")[0][0]
+    assert sum(statuses.values()) == loaded
+    assert (statuses["duplicate"], statuses["invalid"], statuses["unknown_account"]) == (1, 1, 1)
+
+
+def test_a_plan_change_with_fees_in_advance_a_commitment_and_a_discount(demo):
+    opening = document(demo, "acct_stark_team/2026-08-10_opening")
+    assert (opening["kind"], opening["status"], opening["issue_date"]) == ("opening", "final", "2026-08-10")
+    # the first, partial cycle's platform fee in advance: 49 x 22 / 31
+    assert [(line["billable_item"], line["amount"]) for line in opening["lines"]] == [("platform_fee", "34.77")]
+    basic_last = document(demo, "acct_stark_team/2026-10-01_cycle")
+    assert basic_last["period_end"] == "2026-10-16" and basic_last["price_plan"] == "team_seats"
+    business = document(demo, "acct_stark_team/2026-10-16_cycle")
+    kinds = {line["type"] for line in business["lines"]}
+    assert {"license", "fixed_fee", "commitment_true_up"} <= kinds
+    assert business["subtotal"] == "500.00"  # the commitment tops the cycle up to its minimum
+    rules = query(demo, "select rule_name, condition_result from marts.pricing_rule_log "
+                        "where invoice_id = 'acct_stark_team/2026-10-16_cycle'")
+    assert rules == [("seat_volume_discount", True)]
+
+
+def test_credits_wallets_and_their_ledgers_balance(demo):
+    # the promo window (Sep 1, Oct 16] holds the first cycle's period end (Sep 15): it pays there
+    umbrella = document(demo, "acct_umbrella_api/2026-08-15_cycle")
+    assert umbrella["credits"] == [{"grant_id": "promo_umbrella_sept", "amount": "50.00"}]
+    hooli = document(demo, "acct_hooli_pay/2026-09-10_cycle")
+    assert hooli["wallet_applied"] == "200.00"
+    assert query(demo, "select balance_amount from marts.fct_wallet_ledger where account_id = 'acct_hooli_pay' "
+                       "order by entry_date, ledger_entry_id desc")[-1][0] == 0
+    # grants: amount = draws + expiries + what remains, for every grant
+    unbalanced = query(demo, """
+        select g.grant_id from marts.dim_credit_grants g
+        left join (select grant_id, sum(amount) as moved from marts.fct_credit_ledger
+                   where entry_type <> 'grant' group by 1) l on l.grant_id = g.grant_id
+        left join (select grant_id, arg_max(balance_amount, effective_date) as left_over
+                   from marts.fct_credit_ledger group by 1) b on b.grant_id = g.grant_id
+        where g.amount + coalesce(l.moved, 0) <> coalesce(b.left_over, g.amount)""")
+    assert unbalanced == []
+
+
+def test_a_metered_entitlement_is_exceeded_and_priced_by_its_rate_card(demo):
+    september = query(demo, "select used, is_exceeded, exceeded_at is not null from marts.fct_entitlement_usage "
+                            "where cycle_id = 'acct_wile_automation/2026-09-01'")
+    used, exceeded, crossed = september[0]
+    assert used > 10000 and exceeded and crossed
+    invoice = document(demo, "acct_wile_automation/2026-09-01_cycle")
+    operations = next(line for line in invoice["lines"] if line["billable_item"] == "operations")
+    assert operations["amount"] != "0.00"
+    proc = run_tally("entitlements", "acct_wile_automation", "--at", "2026-09-30T23:00:00Z",
+                     "--warehouse", str(demo / "warehouse" / "tally.duckdb"))
+    assert proc.returncode == 0
+    assert "operations_allowance  denied" in proc.stdout and "premium_support       allowed" in proc.stdout
+    early = run_tally("entitlements", "acct_wile_automation", "--at", "2026-09-02T00:00:00Z",
+                      "--warehouse", str(demo / "warehouse" / "tally.duckdb"))
+    assert "operations_allowance  allowed" in early.stdout
+    unknown = run_tally("entitlements", "acct_nobody", "--warehouse", str(demo / "warehouse" / "tally.duckdb"))
+    assert unknown.returncode == 1 and "unknown account 'acct_nobody'" in unknown.stderr
+
+
+def test_tokens_are_priced_per_model(demo):
+    llm = document(demo, "acct_cyberdyne_llm/2026-10-01_cycle")
+    items = {line["billable_item"] for line in llm["lines"] if line["type"] == "usage"}
+    assert items == {"large_input_tokens", "large_output_tokens", "small_input_tokens", "small_output_tokens"}
