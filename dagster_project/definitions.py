@@ -27,7 +27,11 @@ from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_metering  # n
 from dagster_project.defs.dbt.project import dbt_project  # noqa: E402
 from dagster_project.defs.ingest.assets import pricing_catalog, raw_events, reference_data  # noqa: E402
 from dagster_project.defs.invoicing.assets import invoices  # noqa: E402
-from dagster_project.defs.invoicing.checks import invoice_numbers_gapless, invoice_totals_reconcile  # noqa: E402
+from dagster_project.defs.invoicing.checks import (  # noqa: E402
+    invoice_expectations,
+    invoice_numbers_gapless,
+    invoice_totals_reconcile,
+)
 from dagster_project.defs.partitions import billing_months  # noqa: E402
 from dagster_project.defs.publishing.assets import published_invoices  # noqa: E402
 from dagster_project.defs.rating.assets import rated_lines  # noqa: E402
@@ -51,7 +55,7 @@ tally_pipeline = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[pricing_catalog, reference_data, raw_events, dbt_metering, rated_lines, invoices, dbt_billing_marts,
             published_invoices],
-    asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless],
+    asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless, invoice_expectations],
     jobs=[tally_pipeline],
     schedules=[daily_billing],
     sensors=[new_event_files],

@@ -29,7 +29,7 @@ def test_the_job_schedule_and_sensor_exist():
     assert defs.resolve_schedule_def("daily_billing").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("new_event_files").job_name == PIPELINE_JOB
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert {"invoice_totals_reconcile", "invoice_numbers_gapless"} <= checks
+    assert {"invoice_totals_reconcile", "invoice_numbers_gapless", "invoice_expectations"} <= checks
 
 
 def test_a_run_date_maps_to_dbt_vars_and_a_range_of_billing_months():

@@ -109,3 +109,31 @@ def test_bad_reference_data_stops_the_run_naming_file_line_and_column(case_copy)
     assert "plan_assignments.csv: line 4: price_plan: unknown price plan 'gold'" in output
     assert "plan_assignments.csv: line 3: start_date: overlaps the assignment of account 'acct_a' on line 2" in output
     assert not (workdir / "invoices").exists()
+
+
+def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):
+    workdir = case_copy("01_stripe_payments")
+    config = workdir / "config"
+    (config / "event_schemas.yaml").write_text(
+        "event_schemas:\n  - {name: login, attributes: [], dimensions: [user_id]}\n")
+    (config / "usage_meters.yaml").write_text(
+        "usage_meters:\n  - {name: active_users, event_schema: login, aggregation: UNIQUE_COUNT, unique_by: user_id}\n")
+    (config / "billable_items.yaml").write_text(
+        "billable_items:\n  - {name: active_users, billable_name: Active users, type: named_license, "
+        "usage_meter: active_users}\n")
+    (config / "price_plans" / "payments_standard.yaml").write_text(
+        "name: payments_standard\ncurrency: USD\nbilling_cycle: {interval: month, anchor: calendar}\n"
+        "grace_period_days: 3\nrate_cards:\n  usage:\n"
+        '    - {billable_item: active_users, model: per_unit, unit_price: "8"}\n')
+    events = workdir / "data" / "events"
+    (events / "2026-10.jsonl").write_text("".join(
+        json.dumps({"id": f"l{n}", "schema": "login", "account_id": "acct_a", "timestamp": f"2026-10-{day}T09:00:00Z",
+                    "dimensions": {"user_id": user}}) + "\n"
+        for n, (day, user) in enumerate([("02", "u1"), ("03", "u2"), ("20", "u1"), ("31", "u3"), ("31", "u3")])))
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
+    assert [(line["type"], line["quantity"], line["amount"]) for line in invoice["lines"]] == [
+        ("named_license", "3", "24.00")]
+    daily = query(workdir, "select usage_date, quantity from marts.fct_usage_daily order by 1")
+    assert [int(q) for _, q in daily] == [1, 1, 1, 1]  # four days of one user each; the cycle has three

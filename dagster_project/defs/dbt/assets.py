@@ -19,12 +19,15 @@ MANIFEST = ensure_manifest()
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-           billing_clock: BillingClock):
+           billing_clock: BillingClock, step: str):
     # dbt runs in a subprocess and reads the warehouse path from the environment (profiles.yml).
     os.environ["TALLY_WAREHOUSE"] = str(warehouse.absolute_path)
     as_of = billing_clock.today()
     report(context, f"dbt build as of {as_of}")
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(as_of))], context=context).stream()
+    # One target folder per step, overwritten by every run (dagster-dbt would otherwise add a new
+    # one per invocation): target/<step>/compiled shows the SQL of the latest run.
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(as_of))], context=context,
+                       target_path=dbt_project.target_path / step).stream()
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, exclude="tag:billing", name="dbt_metering",
@@ -32,7 +35,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
 def dbt_metering(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                  billing_clock: BillingClock):
     """Staging, intermediate and metering marts: events validated, placed in cycles, metered."""
-    yield from _build(context, dbt, warehouse, billing_clock)
+    yield from _build(context, dbt, warehouse, billing_clock, "metering")
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, select="tag:billing", name="dbt_billing_marts",
@@ -40,4 +43,4 @@ def dbt_metering(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehou
 def dbt_billing_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                       billing_clock: BillingClock):
     """Invoice marts and the event pipeline log, with their reconciliation tests."""
-    yield from _build(context, dbt, warehouse, billing_clock)
+    yield from _build(context, dbt, warehouse, billing_clock, "billing_marts")

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs.invoicing.assets import invoices
-from dagster_project.defs.resources import WarehouseResource
+from dagster_project.defs.resources import PricingCatalogResource, WarehouseResource
 
 _UNRECONCILED = """
 with line_sums as (
@@ -51,3 +51,16 @@ def invoice_numbers_gapless(warehouse: WarehouseResource) -> dg.AssetCheckResult
     with warehouse.connect(read_only=True) as con:
         problems = [row[0] for row in con.execute(_NUMBERING_PROBLEMS).fetchall()]
     return dg.AssetCheckResult(passed=not problems, metadata={"problems": "; ".join(problems[:10]) or "none"})
+
+
+@dg.asset_check(asset=invoices, blocking=True,
+                description="Great Expectations suite: ids, statuses, kinds, currencies, number format, no "
+                            "missing amounts, credits and wallet never negative.")
+def invoice_expectations(catalog: PricingCatalogResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from dagster_project.quality.invoice_expectations import validate_invoices
+
+    with warehouse.connect(read_only=True) as con:
+        rows = con.sql("select * exclude (document_json, document_html) from billing.invoices").df()
+    result = validate_invoices(rows, catalog.load().billing.invoice_numbering.prefix)
+    return dg.AssetCheckResult(passed=result.success, metadata={
+        "expectations": result.evaluated, "failed": ", ".join(result.failures) or "none"})

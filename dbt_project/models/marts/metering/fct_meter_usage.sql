@@ -69,14 +69,9 @@ final as (
         cycles.is_closed,
         plan_meters.meter_name,
         meters.aggregation,
-        cast(coalesce(
-            case meters.aggregation
-                when 'COUNT' then cast(aggregated.event_count as decimal(38, 18))
-                when 'SUM' then aggregated.sum_value
-                when 'MAX' then aggregated.max_value
-                when 'LATEST' then latest.meter_value
-                when 'UNIQUE_COUNT' then cast(aggregated.unique_count as decimal(38, 18))
-            end, 0) as decimal(38, 18)) as quantity,
+        coalesce({{ meter_quantity('meters.aggregation', 'aggregated.event_count', 'aggregated.sum_value',
+                                   'aggregated.max_value', 'latest.meter_value', 'aggregated.unique_count') }},
+                 0) as quantity,
         coalesce(aggregated.event_count, 0) as event_count
     from cycles
     inner join plan_meters on plan_meters.plan_name = cycles.price_plan

@@ -67,13 +67,9 @@ final as (
         aggregated.meter_name,
         aggregated.aggregation,
         aggregated.usage_date,
-        cast(case aggregated.aggregation
-            when 'COUNT' then cast(aggregated.event_count as decimal(38, 18))
-            when 'SUM' then aggregated.sum_value
-            when 'MAX' then aggregated.max_value
-            when 'LATEST' then latest_ranked.meter_value
-            when 'UNIQUE_COUNT' then cast(aggregated.unique_count as decimal(38, 18))
-        end as decimal(38, 18)) as quantity,
+        {{ meter_quantity('aggregated.aggregation', 'aggregated.event_count', 'aggregated.sum_value',
+                          'aggregated.max_value', 'latest_ranked.meter_value', 'aggregated.unique_count') }}
+            as quantity,
         aggregated.event_count
     from aggregated
     left join latest_ranked

@@ -1,0 +1,1 @@
+"""Data quality suites (Great Expectations) over what the pipeline produced."""
