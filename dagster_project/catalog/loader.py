@@ -65,12 +65,13 @@ class Catalog:
     plan_files: dict[str, str] = field(default_factory=dict)
 
     def meters_of_plan(self, plan_name: str) -> list[str]:
-        """Meters whose quantities a plan needs: its usage items' and metered features' meters."""
-        plan = self.price_plans[plan_name]
-        items = [card.billable_item for card in plan.rate_cards.usage]
-        items += [ent.feature for ent in plan.entitlements]
-        meters = [self.billable_items[i].usage_meter for i in items]
-        return list(dict.fromkeys(m for m in meters if m))
+        return plan_meters(self.price_plans[plan_name], self.billable_items)
+
+
+def plan_meters(plan: PricePlan, items: dict[str, BillableItem]) -> list[str]:
+    """Meters whose quantities a plan needs: its usage items' and metered features' meters."""
+    names = [card.billable_item for card in plan.rate_cards.usage] + [ent.feature for ent in plan.entitlements]
+    return list(dict.fromkeys(items[n].usage_meter for n in names if n in items and items[n].usage_meter))
 
 
 def load_catalog(config_dir: Path | str) -> Catalog:

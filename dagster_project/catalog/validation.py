@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from dagster_project.catalog.filters import parse_filter
-from dagster_project.catalog.loader import BILLING_FILE, ConfigProblem
+from dagster_project.catalog.loader import BILLING_FILE, ConfigProblem, plan_meters
 from dagster_project.catalog.models import (
     BillableItem,
     EventSchema,
@@ -212,16 +212,8 @@ def _check_plan(rel: str, plan: PricePlan, items: dict | None, report: _Report) 
             report.add(rel, f"{path}.limit", f"feature '{ent.feature}' has no usage meter to limit")
         _non_negative(ent.limit, rel, f"{path}.limit", report)
 
-    for path, message in check_rules(plan, items, _plan_meters(plan, items)):
+    for path, message in check_rules(plan, items, plan_meters(plan, items) if items is not None else None):
         report.add(rel, path, message)
-
-
-def _plan_meters(plan: PricePlan, items: dict | None) -> list[str] | None:
-    """Meters whose quantities a plan's rules may read (None when items failed to load)."""
-    if items is None:
-        return None
-    names = [c.billable_item for c in plan.rate_cards.usage] + [e.feature for e in plan.entitlements]
-    return [items[n].usage_meter for n in names if n in items and items[n].usage_meter]
 
 
 def _check_usage_card(card, rel: str, path: str, report: _Report) -> None:

@@ -73,12 +73,11 @@ def invoices_due(catalog: Catalog, span: BillingRange, cycles: pl.DataFrame, acc
     openings = (all_cycles.filter((pl.col("cycle_index") == 0) & pl.col("price_plan").is_in(advance_plans)
                                   & (pl.col("assignment_start_date") <= span.as_of))
                 .with_columns(pl.lit("opening").alias("kind"), pl.col("assignment_start_date").alias("issue_date"))
-                .join(_cycle_facts(all_cycles, "advance", shift=0), on=["assignment_id", "cycle_index"], how="left")
-                .join(_cycle_facts(all_cycles, "arrears", shift=0).filter(pl.lit(False)),
-                      on=["assignment_id", "cycle_index"], how="left"))
+                .join(_cycle_facts(all_cycles, "advance", shift=0), on=["assignment_id", "cycle_index"], how="left"))
     finals = stored.filter(pl.col("status") == "final").select("invoice_id")
     digits = {name: minor_unit_digits(plan.currency) for name, plan in catalog.price_plans.items()}
-    return (pl.concat([cycle_invoices, openings.select(cycle_invoices.collect_schema().names())])
+    # an opening invoice pays for nothing in arrears: its arrears_* columns are null
+    return (pl.concat([cycle_invoices, openings], how="diagonal")
             .with_columns(billing_month(pl.col("issue_date")).alias("billing_month"))
             .filter(pl.col("billing_month").is_between(span.first_month, span.last_month))
             .with_columns(

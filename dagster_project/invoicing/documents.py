@@ -13,12 +13,12 @@ import jinja2
 
 from dagster_project.catalog.models import Issuer
 from dagster_project.rating.money import format_money, format_quantity
+from dagster_project.rating.usage import DETAIL_FIELDS
 
 DEFAULT_TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "invoice.html"
-# Detail values that are counts or money-like amounts before rounding: shown exactly, unrounded.
-_DETAIL_DECIMALS = ("from", "up_to", "quantity", "unit_price", "flat_fee", "rate", "free_units", "billable_units",
-                    "package_size", "packages", "amount")
+# Decimal detail values (quantities, prices, amounts before rounding) are shown exactly, unrounded.
+_DETAIL_DECIMALS = frozenset(name for name, dtype in DETAIL_FIELDS.items() if dtype.is_decimal())
 
 
 def invoice_document(header: dict, lines: list[dict], charges: list[dict], issuer: Issuer, customer: dict,
