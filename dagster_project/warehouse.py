@@ -43,7 +43,6 @@ create table if not exists raw.events (
     dimensions map(varchar, varchar),
     parse_error varchar,                -- why the line could not be read as an event, else null
     raw_line varchar,                   -- kept only for lines that could not be read
-    payload_hash varchar,
     is_duplicate boolean not null,
     duplicate_payload_differs boolean not null
 );

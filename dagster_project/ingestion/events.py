@@ -62,11 +62,10 @@ def load_new_events(con: duckdb.DuckDBPyConnection, events_dir: Path, now: datet
     con.execute("begin transaction")
     try:
         for name in files:
-            incoming = _read_event_file(con, events_dir / name, name)
-            report.duplicates += _append(con, incoming, batch_id)
-            con.execute("insert into raw.event_files values (?, ?, ?, ?)",
-                        [name, batch_id, loaded_at, incoming.num_rows])
-            report.files.append((name, incoming.num_rows))
+            rows = _stage_event_file(con, events_dir / name, name)
+            report.duplicates += _append(con, batch_id)
+            con.execute("insert into raw.event_files values (?, ?, ?, ?)", [name, batch_id, loaded_at, rows])
+            report.files.append((name, rows))
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -74,52 +73,80 @@ def load_new_events(con: duckdb.DuckDBPyConnection, events_dir: Path, now: datet
     return report
 
 
-def _append(con: duckdb.DuckDBPyConnection, incoming: pa.Table, batch_id: int) -> int:
-    """Append one file's rows, marking ids already seen (earlier files or earlier lines) as duplicates."""
-    con.register("incoming_file", incoming)
+def _append(con: duckdb.DuckDBPyConnection, batch_id: int) -> int:
+    """Append the staged file's rows (temp table incoming_file), marking ids already seen (earlier
+    files or earlier lines) as duplicates. Returns how many were duplicates.
+
+    Repeated ids are found by hash aggregation, not by sorting every id, and payloads are compared
+    only for the duplicates found: both stay cheap when duplicates are rare.
+    """
     try:
         con.execute("""
             create or replace temp table incoming as
             select (select coalesce(max(load_seq), 0) from raw.events) + row_number() over (order by line_number)
                        as load_seq,
-                   f.*,
-                   md5(concat_ws(chr(31), schema_name, account_id, event_timestamp,
-                                 cast(attributes as varchar), cast(dimensions as varchar))) as payload_hash
+                   f.*
             from incoming_file f
         """)
         con.execute("""
-            insert into raw.events
-            with seen as (
-                select event_id, payload_hash from raw.events
+            insert into raw.events (load_seq, batch_id, file_name, line_number, event_id, schema_name, account_id,
+                                    event_timestamp, attributes, dimensions, parse_error, raw_line, is_duplicate,
+                                    duplicate_payload_differs)
+            with repeated as (
+                select event_id, min(load_seq) as first_seq
+                from incoming
+                where event_id is not null
+                group by event_id
+                having count(*) > 1
+            ),
+            seen as (
+                select distinct event_id from raw.events
                 where not is_duplicate and event_id in (select event_id from incoming)
-            ),
-            ranked as (
-                select i.*,
-                       row_number() over (partition by i.event_id order by i.load_seq) as occurrence,
-                       first_value(i.payload_hash) over (partition by i.event_id order by i.load_seq) as first_hash
-                from incoming i
-            ),
-            flagged as (
-                select r.*, s.payload_hash as seen_hash,
-                       r.event_id is not null and (s.event_id is not null or r.occurrence > 1) as is_duplicate
-                from ranked r left join seen s on s.event_id = r.event_id
             )
-            select load_seq, ?, file_name, line_number, event_id, schema_name, account_id, event_timestamp,
-                   attributes, dimensions, parse_error, raw_line, payload_hash, is_duplicate,
-                   is_duplicate and coalesce(seen_hash, first_hash) <> payload_hash
-            from flagged
-            order by load_seq
+            select i.load_seq, ?, i.file_name, i.line_number, i.event_id, i.schema_name, i.account_id,
+                   i.event_timestamp, i.attributes, i.dimensions, i.parse_error, i.raw_line,
+                   seen.event_id is not null or i.load_seq > coalesce(repeated.first_seq, i.load_seq),
+                   false
+            from incoming i
+            left join seen on seen.event_id = i.event_id
+            left join repeated on repeated.event_id = i.event_id
         """, [batch_id])
+        con.execute("""
+            update raw.events as duplicate
+            set duplicate_payload_differs = true
+            from raw.events as first
+            where duplicate.load_seq in (select load_seq from incoming)
+              and duplicate.is_duplicate
+              and first.event_id = duplicate.event_id
+              and not first.is_duplicate
+              and (first.schema_name is distinct from duplicate.schema_name
+                   or first.account_id is distinct from duplicate.account_id
+                   or first.event_timestamp is distinct from duplicate.event_timestamp
+                   or cast(first.attributes as varchar) is distinct from cast(duplicate.attributes as varchar)
+                   or cast(first.dimensions as varchar) is distinct from cast(duplicate.dimensions as varchar))
+        """)
         return scalar(con, "select count(*) from raw.events where load_seq in (select load_seq from incoming) "
                            "and is_duplicate")
     finally:
-        con.unregister("incoming_file")
+        con.execute("drop table if exists incoming_file")
 
 
-def _read_event_file(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> pa.Table:
-    if path.suffix == ".jsonl":
-        return _read_jsonl(path, name)
-    return _read_parquet(con, path, name)
+def _stage_event_file(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> int:
+    """Read one file into the temp table incoming_file (the columns of _INCOMING_SCHEMA); its row count."""
+    if path.suffix == ".parquet":
+        select = _parquet_map_select(con, path)
+        if select is not None:  # MAP columns: DuckDB reads the file straight into the table
+            con.execute(f"create or replace temp table incoming_file as {select}", [name, str(path)])
+            return scalar(con, "select count(*) from incoming_file")
+        table = _read_parquet_json_text(con, path, name)
+    else:
+        table = _read_jsonl(path, name)
+    con.register("incoming_arrow", table)
+    try:
+        con.execute("create or replace temp table incoming_file as select * from incoming_arrow")
+    finally:
+        con.unregister("incoming_arrow")
+    return table.num_rows
 
 
 # --- JSONL ---------------------------------------------------------------------------------------------
@@ -214,37 +241,61 @@ def _as_text_map(value, field_name: str) -> tuple[list[tuple[str, str]] | None, 
 _TEXT_COLUMNS = {"id": "event_id", "schema": "schema_name", "account_id": "account_id", "timestamp": "event_timestamp"}
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> pa.Table:
-    """Parquet with the six event columns; attributes/dimensions as MAP columns or JSON text."""
+def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     described = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
-    types = {row[0]: row[1].upper() for row in described}
+    return {row[0]: row[1].upper() for row in described}
+
+
+def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
+    """Select expressions for the incoming columns; JSON text columns come out as <name>_json."""
     select = ["cast(? as varchar) as file_name", "cast(file_row_number + 1 as bigint) as line_number"]
     for column, alias in _TEXT_COLUMNS.items():
         select.append(f"nullif(trim(cast({_quote(column)} as varchar)), '') as {alias}" if column in types
                       else f"cast(null as varchar) as {alias}")
-    json_columns = []
     for column in ("attributes", "dimensions"):
         kind = types.get(column)
         if kind is None:
             select.append(f"cast(map() as map(varchar, varchar)) as {column}")
-        elif kind.startswith("MAP("):
+        elif column in json_columns:
+            select.append(f"cast({_quote(column)} as varchar) as {column}_json")
+        else:
             # values to their exact text (DECIMAL and VARCHAR stay exact), nulls dropped, keys sorted
             select.append(
                 f"map_from_entries(list_sort(list_transform("
                 f"list_filter(map_entries({_quote(column)}), lambda e: e.value is not null), "
                 f"lambda e: {{'key': cast(e.key as varchar), 'value': cast(e.value as varchar)}}))) as {column}")
-        elif kind in ("VARCHAR", "JSON"):
-            select.append(f"cast({_quote(column)} as varchar) as {column}_json")
-            json_columns.append(column)
-        else:
-            raise ValueError(f"{name}: column {column} has type {kind}; expected a MAP or JSON object text")
-    table = con.sql(
-        f"select {', '.join(select)} from read_parquet(?, file_row_number = true) order by line_number",
-        params=[name, str(path)]).to_arrow_table()
-    if not json_columns:
-        return _with_columns(table, {"parse_error": pa.nulls(table.num_rows, pa.string()),
-                                           "raw_line": pa.nulls(table.num_rows, pa.string())})
-    # JSON text inside Parquet goes through the same exact parser as JSONL lines.
+    return select
+
+
+def _json_text_columns(types: dict[str, str], path: Path) -> set[str]:
+    json_columns = set()
+    for column in ("attributes", "dimensions"):
+        kind = types.get(column)
+        if kind is None or kind.startswith("MAP("):
+            continue
+        if kind not in ("VARCHAR", "JSON"):
+            raise ValueError(f"{path.name}: column {column} has type {kind}; expected a MAP or JSON object text")
+        json_columns.add(column)
+    return json_columns
+
+
+def _parquet_map_select(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """The whole read as SQL when no column holds JSON text (parameters: file name, path)."""
+    types = _parquet_columns(con, path)
+    if _json_text_columns(types, path):
+        return None
+    return (f"select {', '.join(_parquet_select(types, set()))}, cast(null as varchar) as parse_error, "
+            f"cast(null as varchar) as raw_line from read_parquet(?, file_row_number = true)")
+
+
+def _read_parquet_json_text(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> pa.Table:
+    """Parquet whose attributes or dimensions are JSON object text: parsed by the same exact parser
+    as JSONL lines, so numbers keep their decimal text."""
+    types = _parquet_columns(con, path)
+    json_columns = _json_text_columns(types, path)
+    table = con.sql(f"select {', '.join(_parquet_select(types, json_columns))} "
+                    f"from read_parquet(?, file_row_number = true) order by line_number",
+                    params=[name, str(path)]).to_arrow_table()
     parsed: dict[str, list] = {c: [] for c in json_columns}
     errors: list[str | None] = []
     for row in range(table.num_rows):

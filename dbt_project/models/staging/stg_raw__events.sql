@@ -20,7 +20,6 @@ typed as (
         coalesce(dimensions, map()) as dimensions,
         parse_error,
         raw_line,
-        payload_hash,
         is_duplicate,
         duplicate_payload_differs
     from source
