@@ -46,7 +46,7 @@ def _expectations(number_prefix: str) -> list:
     return [
         e.ExpectColumnValuesToBeUnique(column="invoice_id"),
         e.ExpectColumnValuesToNotBeNull(column="invoice_id"),
-        e.ExpectColumnValuesToMatchRegex(column="invoice_id", regex=r"^[^/]+/\d{4}-\d{2}-\d{2}_(cycle|opening)$"),
+        e.ExpectColumnValuesToMatchRegex(column="invoice_id", regex=r"^[^/]+/\d{4}-\d{2}-\d{2}_(?:cycle|opening)$"),
         e.ExpectColumnValuesToBeInSet(column="status", value_set=["draft", "final"]),
         e.ExpectColumnValuesToBeInSet(column="kind", value_set=["cycle", "opening"]),
         e.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
