@@ -128,9 +128,24 @@ def _run(paths: dict[str, Path], as_of: date) -> int:
     if not result.success:
         _print_failures(result)
         return 1
+    _print_statuses(paths["warehouse"])
     print(f"invoices: {paths['invoices']}")
     print(f"warehouse: {paths['warehouse']}")
     return 0
+
+
+def _print_statuses(warehouse_path: Path) -> None:
+    """Every event's status, counted (marts.event_pipeline_log has one row per event)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        counts = con.execute("select status, count(*) from marts.event_pipeline_log group by status "
+                             "order by count(*) desc, status").fetchall()
+    finally:
+        con.close()
+    summary = ", ".join(f"{count} {status}" for status, count in counts) or "none"
+    print(f"event statuses: {summary}")
 
 
 def _print_failures(result) -> None:

@@ -34,6 +34,7 @@ def test_a_rerun_gives_byte_identical_invoices_and_the_same_warehouse(case_copy)
     assert digests(workdir / "invoices") == invoices_before
     assert query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id") == rows_before
     assert "events: no new files" in second.stdout
+    assert "event statuses: 9 metered, 1 no_plan" in second.stdout
 
 
 def test_a_fresh_warehouse_reproduces_the_same_documents(case_copy, tmp_path):
