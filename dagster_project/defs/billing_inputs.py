@@ -14,6 +14,12 @@ def stored_invoices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                        "from billing.invoices")
 
 
+def closed_meter_usage(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Meter quantities of closed cycles: what rating prices and what pricing rules read."""
+    return frame(con, "select cycle_id, meter_name, quantity, event_count from marts.fct_meter_usage "
+                      "where is_closed")
+
+
 def load_invoices_due(con: duckdb.DuckDBPyConnection, catalog: Catalog, span: BillingRange) -> pl.LazyFrame:
     cycles = frame(con, "select * from marts.fct_billing_cycles")
     accounts = frame(con, "select account_id, customer_id, tax_rate from marts.dim_accounts")

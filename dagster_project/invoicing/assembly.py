@@ -18,6 +18,7 @@ from dagster_project.rating.money import WORK, round_money, zero
 SECTIONS = {"usage": 0, "named_license": 0, "license": 1, "fixed_fee": 2, "pricing_rule": 3,
             "commitment_true_up": 4}
 
+
 @dataclass(frozen=True)
 class Ledgers:
     """What credits and wallets hold before the invoices being computed draw on them."""
@@ -56,25 +57,25 @@ def assemble(invoices: pl.DataFrame, lines: pl.DataFrame, usage: pl.DataFrame, a
     """
     adjusted = adjust(catalog, invoices, lines, usage, accounts)
     numbered = number_lines(adjusted.lines.lazy()).collect()
-    subtotals = numbered.group_by("invoice_id").agg(pl.col("amount").sum().alias("subtotal_amount"))
-    headers = (invoices.join(subtotals, on="invoice_id", how="left")
-               .with_columns(pl.col("subtotal_amount").fill_null(zero()).cast(WORK)))
+    headers = _with_sum(invoices, numbered, "amount", "subtotal_amount")
     credits = draw_credits(headers, numbered, ledgers.grants, ledgers.credits_drawn)
-    credited = credits.draws.group_by("invoice_id").agg(pl.col("amount").sum().alias("credits_applied_amount"))
-    headers = (headers.join(credited, on="invoice_id", how="left")
-               .with_columns(pl.col("credits_applied_amount").fill_null(zero()).cast(WORK)))
+    headers = _with_sum(headers, credits.draws, "amount", "credits_applied_amount")
     charges = custom_charges(headers.lazy(), catalog.billing).collect()
-    charge_sums = charges.group_by("invoice_id").agg(pl.col("amount").sum().alias("custom_charges_amount"))
-    headers = (headers.join(charge_sums, on="invoice_id", how="left")
-               .with_columns(pl.col("custom_charges_amount").fill_null(zero()).cast(WORK))
+    headers = (_with_sum(headers, charges, "amount", "custom_charges_amount")
                .with_columns((pl.col("subtotal_amount") - pl.col("credits_applied_amount")
                               + pl.col("custom_charges_amount")).alias("total_amount")))
     wallet = draw_wallet(headers, ledgers.topups, ledgers.wallet_drawn)
-    headers = (headers.join(wallet, on="invoice_id", how="left")
-               .with_columns(pl.col("wallet_applied_amount").fill_null(zero()).cast(WORK))
+    headers = (_with_sum(headers, wallet, "wallet_applied_amount", "wallet_applied_amount")
                .with_columns((pl.col("total_amount") - pl.col("wallet_applied_amount")).alias("amount_due_amount")))
     return AssembledInvoices(headers=headers, lines=numbered, charges=charges, credit_draws=credits.draws,
                              rule_log=adjusted.log)
+
+
+def _with_sum(headers: pl.DataFrame, rows: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
+    """headers with `name`: the sum of rows[column] per invoice, 0 for an invoice without rows."""
+    sums = rows.group_by("invoice_id").agg(pl.col(column).sum().alias(name))
+    return (headers.join(sums, on="invoice_id", how="left")
+            .with_columns(pl.col(name).fill_null(zero()).cast(WORK)))
 
 
 def custom_charges(headers: pl.LazyFrame, settings: BillingSettings) -> pl.LazyFrame:

@@ -157,14 +157,14 @@ def _with_documents(catalog: Catalog, headers: pl.DataFrame, assembled: Assemble
     def by_invoice(frame: pl.DataFrame, order: str) -> dict:
         return frame.sort("invoice_id", order).partition_by("invoice_id", as_dict=True)
 
-    lines = by_invoice(assembled.lines, "line_number")
-    charges = by_invoice(assembled.charges, "charge_number")
-    draws = by_invoice(assembled.credit_draws, "draw_number")
-    documents_json, documents_html = [], []
     def rows(parts: dict, invoice_id: str) -> list[dict]:
         key = (invoice_id,)
         return parts[key].to_dicts() if key in parts else []
 
+    lines = by_invoice(assembled.lines, "line_number")
+    charges = by_invoice(assembled.charges, "charge_number")
+    draws = by_invoice(assembled.credit_draws, "draw_number")
+    documents_json, documents_html = [], []
     for header in headers.iter_rows(named=True):
         invoice_id = header["invoice_id"]
         document = invoice_document(header, rows(lines, invoice_id), rows(charges, invoice_id), catalog.billing.issuer,

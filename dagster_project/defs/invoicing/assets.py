@@ -3,7 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from dagster_project.defs.billing_inputs import insert_rows, load_invoices_due, stored_invoices
+from dagster_project.defs.billing_inputs import (
+    closed_meter_usage,
+    insert_rows,
+    load_invoices_due,
+    stored_invoices,
+)
 from dagster_project.defs.partitions import billing_months, month_range
 from dagster_project.defs.progress import report
 from dagster_project.defs.rating.assets import rated_lines
@@ -36,8 +41,7 @@ def invoices(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
         due = load_invoices_due(con, loaded, span)
         lines = frame(con, "select * exclude (billing_month) from billing.rated_lines "
                            "where billing_month between ? and ?", [first, last])
-        usage = frame(con, "select cycle_id, meter_name, quantity, event_count from marts.fct_meter_usage "
-                           "where is_closed")
+        usage = closed_meter_usage(con)
         accounts = frame(con, "select * from raw.accounts")
         customers = frame(con, "select customer_id, customer_name, email, address from marts.dim_customers")
         current_batch = scalar(con, "select max(batch_id) from raw.event_files")

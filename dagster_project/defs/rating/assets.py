@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from dagster_project.defs.billing_inputs import insert_rows, load_invoices_due
+from dagster_project.defs.billing_inputs import closed_meter_usage, insert_rows, load_invoices_due
 from dagster_project.defs.partitions import billing_months, month_range
 from dagster_project.defs.progress import report
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, WarehouseResource
@@ -23,8 +23,7 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
     loaded = catalog.load()
     with warehouse.connect() as con:
         due = load_invoices_due(con, loaded, span)
-        usage = frame(con, "select cycle_id, meter_name, quantity, event_count from marts.fct_meter_usage "
-                           "where is_closed")
+        usage = closed_meter_usage(con)
         licenses = frame(con, "select * from marts.fct_license_intervals")
         lines = rate(loaded, due, usage, licenses)
         lines = lines.join(due.select("invoice_id", "billing_month").collect(), on="invoice_id", how="inner")
