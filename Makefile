@@ -24,7 +24,7 @@ validate: $(STAMP)
 
 dev: $(STAMP)
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster} && mkdir -p $$DAGSTER_HOME && \
-	(test -f $$DAGSTER_HOME/dagster.yaml || cp dagster.yaml $$DAGSTER_HOME/) && \
+	(test -f $$DAGSTER_HOME/dagster.yaml || cp dagster_project/dagster.yaml $$DAGSTER_HOME/) && \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev
 
 bench: $(STAMP)

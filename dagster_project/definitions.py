@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
-from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 # SPEC 6 defaults, relative to the working directory; the CLI sets absolute paths from its flags.
 DEFAULT_PATHS = {
@@ -24,7 +21,6 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from dagster_project.defs.automation import PIPELINE_JOB, daily_billing, new_event_files  # noqa: E402
 from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_metering  # noqa: E402
-from dagster_project.defs.dbt.project import dbt_project  # noqa: E402
 from dagster_project.defs.ingest.assets import pricing_catalog, raw_events, reference_data  # noqa: E402
 from dagster_project.defs.invoicing.assets import invoices  # noqa: E402
 from dagster_project.defs.invoicing.checks import (  # noqa: E402
@@ -65,7 +61,5 @@ defs = dg.Definitions(
         "warehouse": WarehouseResource(path=dg.EnvVar("TALLY_WAREHOUSE")),
         "invoices_dir": InvoicesDirectoryResource(invoices_dir=dg.EnvVar("TALLY_INVOICES_DIR")),
         "billing_clock": BillingClock(),
-        # the dbt of this environment, whether or not the virtual environment is on PATH
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))),
     },
 )

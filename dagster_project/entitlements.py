@@ -15,10 +15,10 @@ import duckdb
 _USED_SO_FAR = """
 select
     case ?
-        when 'COUNT' then cast(count(*) as decimal(38, 18))
+        when 'COUNT' then cast(count(*) as decimal(38, 9))
         when 'SUM' then coalesce(sum(meter_value), 0)
         when 'MAX' then coalesce(max(meter_value), 0)
-        when 'UNIQUE_COUNT' then cast(count(distinct distinct_value) as decimal(38, 18))
+        when 'UNIQUE_COUNT' then cast(count(distinct distinct_value) as decimal(38, 9))
         when 'LATEST' then coalesce(arg_max(meter_value, (event_at, event_id)), 0)
     end
 from intermediate.int_events_metered

@@ -17,18 +17,36 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+
+DDL_EVENT_FILES = """
+create table if not exists raw.event_files (   -- what has been loaded of each file so far
+    file_name varchar primary key,
+    loaded_bytes bigint not null,       -- the file's first loaded_bytes bytes are loaded ...
+    loaded_lines bigint not null,       -- ... holding its first loaded_lines lines
+    prefix_sha256 varchar not null,     -- sha256 of those bytes: a change to them is refused
+    file_size bigint not null,          -- size and mtime when last seen: unchanged files are not read
+    file_mtime_ns bigint not null
+);
+
+create table if not exists raw.event_file_loads (   -- one row per file per load batch
+    file_name varchar not null,
+    batch_id integer not null,
+    first_line bigint not null,
+    last_line bigint not null,
+    byte_start bigint not null,
+    byte_end bigint not null,
+    loaded_at timestamp not null,
+    event_count bigint not null,
+    primary key (file_name, batch_id)
+);
+"""
 
 DDL = """
 create schema if not exists raw;
 create schema if not exists config;
 create schema if not exists billing;
-
-create table if not exists raw.event_files (
-    file_name varchar primary key,
-    batch_id integer not null,
-    loaded_at timestamp not null,
-    event_count bigint not null
-);
+""" + DDL_EVENT_FILES + """
 
 create table if not exists raw.events (
     load_seq bigint not null,           -- global ingestion order: batch, file name, line
@@ -73,6 +91,7 @@ create table if not exists billing.invoices (
     billing_month date not null,        -- first day of the issue date's month: the partition
     status varchar not null,
     invoice_number varchar,
+    numbering_prefix varchar,           -- the prefix the number was given with (it may change later)
     numbering_period varchar,           -- the sequence an invoice number belongs to (e.g. 2026 when yearly)
     invoice_sequence integer,
     currency varchar not null,
@@ -84,6 +103,7 @@ create table if not exists billing.invoices (
     amount_due_amount decimal(38, 2) not null,
     finalized_after_batch integer,      -- events loaded in later batches for this cycle are late
     computed_as_of date not null,
+    is_committed boolean not null,      -- a final invoice is permanent once its run committed it
     document_json varchar not null,
     document_html varchar not null
 );
@@ -138,12 +158,31 @@ create table if not exists billing.pricing_rule_evaluations (
     subtotal_after decimal(38, 18) not null
 );
 
+create table if not exists billing.rating_holds (   -- accounts rating held back in the latest run
+    account_id varchar,
+    reason varchar
+);
+
+create table if not exists raw.reference_problems (   -- the latest run's reference-data problems
+    file_name varchar,
+    line_number bigint,
+    column_name varchar,
+    message varchar,
+    account_id varchar,                 -- the account the problem holds back, if any
+    problem varchar
+);
+
+create table if not exists raw.event_load_problems (
+    problem varchar,
+    is_error boolean                    -- false: a note (an incomplete last line left for later)
+);
+
 -- State left by earlier runs that metering needs: which cycles are final, and after which load
 -- batch. Events of a final cycle loaded in a later batch are `late` (SPEC 3.2).
 create or replace view billing.final_cycles as
 select cycle_id, finalized_after_batch
 from billing.invoices
-where status = 'final' and kind = 'cycle';
+where status = 'final' and kind = 'cycle' and is_committed;
 """
 
 
@@ -175,6 +214,30 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         con.close()
 
 
+# Warehouses written by earlier versions are brought up to date in place: final invoices are
+# permanent, so a warehouse is never rebuilt to change its shape.
+_MIGRATIONS = """
+alter table billing.invoices add column if not exists numbering_prefix varchar;
+alter table billing.invoices add column if not exists is_committed boolean default true;
+"""
+
+
+def _migrate_event_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Before grown files were tracked, raw.event_files had one row per file with its batch."""
+    columns = {row[0] for row in con.execute("select column_name from information_schema.columns "
+                                             "where table_schema = 'raw' and table_name = 'event_files'").fetchall()}
+    if "batch_id" not in columns:
+        return
+    con.execute("alter table raw.event_files rename to event_files_v1")
+    con.execute(DDL_EVENT_FILES)
+    con.execute("insert into raw.event_file_loads select file_name, batch_id, 1, event_count, 0, 0, loaded_at, "
+                "event_count from raw.event_files_v1")
+    # sizes unknown: -1 makes the next run compare the file with its recorded prefix (0 bytes), that
+    # is, adopt it as loaded in full (see ingestion/events.py)
+    con.execute("insert into raw.event_files select file_name, -1, event_count, '', -1, -1 from raw.event_files_v1")
+    con.execute("drop table raw.event_files_v1")
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     details_type = _details_type()
     if table_exists(con, "billing", "rated_lines"):
@@ -186,7 +249,20 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
         if normalized(current) != normalized(details_type):
             con.execute("drop table billing.rated_lines")
+    if table_exists(con, "raw", "event_files"):
+        _migrate_event_files(con)
+    if table_exists(con, "billing", "invoices"):
+        con.execute(_MIGRATIONS)
     con.execute(DDL.replace("{details_type}", details_type))
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Replace a table with the rows of an Arrow table."""
+    con.register("incoming_table", table)
+    try:
+        con.execute(f"create or replace table {name} as select * from incoming_table")
+    finally:
+        con.unregister("incoming_table")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

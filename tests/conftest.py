@@ -1,9 +1,11 @@
 """Shared fixtures: paths to the project, the shared conformance cases and the real `tally`."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,14 @@ CASES = SHARED / "conformance" / "cases"
 TALLY = Path(sys.executable).with_name("tally")
 
 
-def run_tally(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TALLY), *args], capture_output=True, text=True, cwd=cwd, timeout=900)
+# runs of the tests are recorded in Dagster instances of their own, never in the project's .dagster/
+_SCRATCH_HOME = Path(tempfile.mkdtemp(prefix="tally-tests-dagster-"))
+
+
+def run_tally(*args: str, cwd: Path | None = None, home: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `tally` command; its Dagster instance is `home`, else cwd/.dagster, else a scratch one."""
+    env = {**os.environ, "DAGSTER_HOME": str(home or (cwd / ".dagster" if cwd else _SCRATCH_HOME))}
+    return subprocess.run([str(TALLY), *args], capture_output=True, text=True, cwd=cwd, timeout=900, env=env)
 
 
 @pytest.fixture
@@ -34,4 +42,4 @@ def case_copy(tmp_path):
 def tally_run(workdir: Path, as_of: str) -> subprocess.CompletedProcess:
     return run_tally("run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
                      "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
-                     "--as-of", as_of)
+                     "--as-of", as_of, home=workdir / ".dagster")

@@ -153,3 +153,34 @@ def test_a_missing_billing_file_and_bad_yaml_are_reported(config):
     found = problems(config)
     assert "billing.yaml: file not found" in found
     assert any(p.startswith("billable_items.yaml: line ") and "invalid YAML" in p for p in found)
+
+
+def test_a_file_that_is_not_utf8_is_named(config):
+    (config / "billable_items.yaml").write_bytes("billable_items: []\n# caf\xe9\n".encode("latin-1"))
+    assert problems(config) == [
+        "billable_items.yaml: line 2: not valid UTF-8 (byte 0xe9); save the file as UTF-8"]
+
+
+def test_a_key_written_twice_is_an_error_naming_file_and_key(config):
+    plan = config / "price_plans" / "growth.yaml"
+    plan.write_text(plan.read_text() + "grace_period_days: 9\n")
+    found = problems(config)
+    assert len(found) == 1
+    assert found[0].startswith("price_plans/growth.yaml: line ")
+    assert "duplicate key 'grace_period_days' (first on line " in found[0]
+
+
+def test_a_byte_order_mark_is_accepted(config):
+    plan = config / "price_plans" / "growth.yaml"
+    plan.write_bytes(b"\xef\xbb\xbf" + plan.read_bytes())
+    assert load_catalog(config).price_plans["growth"].grace_period_days == 2
+
+
+def test_filter_values_and_prices_out_of_the_supported_range_are_errors(config):
+    (config / "usage_meters.yaml").write_text(
+        (config / "usage_meters.yaml").read_text().replace(
+            "aggregation: SUM, attribute: calls}",
+            "aggregation: SUM, attribute: calls, filter: {attribute: calls, op: gt, value: 0.0000000001}}"))
+    found = problems(config)
+    assert found == ["usage_meters.yaml: usage_meters[0].filter.value: '0.0000000001' has 10 decimal places; "
+                     "the supported scale is 9"]

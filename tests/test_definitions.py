@@ -1,4 +1,5 @@
-"""The Dagster definitions load, form one graph, and map a run's date onto partitions and dbt vars."""
+"""The Dagster definitions load, form one graph, describe themselves, and map a run's date onto
+billing-month partitions."""
 from __future__ import annotations
 
 from datetime import date
@@ -7,8 +8,10 @@ import dagster as dg
 
 from dagster_project.catalog import load_catalog
 from dagster_project.definitions import PIPELINE_JOB, defs
-from dagster_project.defs.partitions import dbt_vars, last_billing_month, run_config, run_tags
+from dagster_project.defs.partitions import billing_range, last_billing_month, month_keys, run_config, run_tags
 from tests.conftest import CASES
+
+PYTHON_ASSETS = ("pricing_catalog", "reference_data", "raw_events", "rated_lines", "invoices", "published_invoices")
 
 
 def test_definitions_load_with_one_lineage_graph():
@@ -23,6 +26,17 @@ def test_definitions_load_with_one_lineage_graph():
     assert graph.get(dg.AssetKey(["staging", "stg_raw__events"])).parent_keys == {dg.AssetKey("raw_events")}
 
 
+def test_python_assets_carry_kinds_owners_descriptions():
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for name in PYTHON_ASSETS:
+        spec = specs[name]
+        assert spec.description and len(spec.description) > 40, name
+        assert spec.owners == ["team:billing"], name
+        assert "python" in spec.kinds and ("duckdb" in spec.kinds or "json" in spec.kinds), name
+    assert "polars" in specs["rated_lines"].kinds
+    assert "dbt" in specs["marts/fct_invoices"].kinds
+
+
 def test_the_job_schedule_and_sensor_exist():
     job = defs.resolve_job_def(PIPELINE_JOB)
     assert job.partitions_def is not None
@@ -32,12 +46,15 @@ def test_the_job_schedule_and_sensor_exist():
     assert {"invoice_totals_reconcile", "invoice_numbers_gapless", "invoice_expectations"} <= checks
 
 
-def test_a_run_date_maps_to_dbt_vars_and_a_range_of_billing_months():
-    catalog = load_catalog(CASES / "07_grace_and_late_events" / "pricing_config")  # grace period 3 days
-    assert dbt_vars(date(2026, 11, 10)) == {"as_of": "2026-11-10"}
+def test_a_run_bills_the_months_from_the_first_assignment_to_as_of_plus_grace():
+    case = CASES / "07_grace_and_late_events"
+    catalog = load_catalog(case / "pricing_config")  # grace period 3 days, assignment from 2026-10-01
     assert last_billing_month(date(2026, 11, 10), catalog) == date(2026, 11, 1)
     # a cycle closed on Nov 29 is issued on Dec 2: the December partition must be in the run
     assert last_billing_month(date(2026, 11, 29), catalog) == date(2026, 12, 1)
-    assert run_tags(date(2026, 11, 29), catalog) == {"dagster/asset_partition_range_start": "2000-01-01",
-                                                     "dagster/asset_partition_range_end": "2026-12-01"}
+    keys = billing_range(case / "data", date(2026, 11, 29), catalog)
+    assert keys == ["2026-10", "2026-11", "2026-12"]
+    assert run_tags(keys) == {"dagster/asset_partition_range_start": "2026-10",
+                              "dagster/asset_partition_range_end": "2026-12"}
     assert run_config(date(2026, 11, 29)) == {"resources": {"billing_clock": {"config": {"as_of": "2026-11-29"}}}}
+    assert month_keys(date(2026, 11, 15), date(2027, 2, 1)) == ["2026-11", "2026-12", "2027-01", "2027-02"]

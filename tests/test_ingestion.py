@@ -84,3 +84,69 @@ def test_parquet_with_map_columns_and_with_json_text(tmp_path, warehouse):
         ("p1", "2026-10-05 08:30:00+00", {"amount": "19.99"}, {"mode": "card"}),
         ("p2", "2026-10-05T10:30:00Z", {"amount": "0.1000000000000000055511151231257827"}, {"mode": "ach"}),
     ]
+
+
+def test_a_byte_order_mark_and_a_line_that_is_not_utf8(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + event("e1", 1).encode() + b"\n"
+                                     + event("e2", 2).encode().replace(b'"s"', b'"caf\xe9"') + b"\n")
+    load_new_events(warehouse, events)
+    assert rows(warehouse, "line_number, event_id, parse_error") == [
+        (1, "e1", None), (2, None, "line is not valid UTF-8")]
+
+
+def test_a_file_that_grew_has_its_new_lines_loaded_once_numbered_on(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    path = events / "live.jsonl"
+    path.write_text(event("e1", 1) + "\n" + event("e2", 2) + "\n")
+    assert load_new_events(warehouse, events).events_loaded == 2
+    with path.open("a") as handle:
+        handle.write(event("e3", 3) + "\n" + event("e1", 9) + "\n")
+    grown = load_new_events(warehouse, events)
+    assert [(load.name, load.first_line, load.last_line, load.appended) for load in grown.loads] == [
+        ("live.jsonl", 3, 4, True)]
+    assert grown.duplicates == 1
+    assert rows(warehouse, "line_number, event_id, is_duplicate") == [
+        (1, "e1", False), (2, "e2", False), (3, "e3", False), (4, "e1", True)]
+    assert load_new_events(warehouse, events).batch_id is None  # each line once
+
+
+def test_an_incomplete_last_line_waits_until_it_is_complete(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    path = events / "live.jsonl"
+    path.write_text(event("e1", 1) + "\n" + event("e2", 2)[:20])
+    first = load_new_events(warehouse, events)
+    assert first.events_loaded == 1
+    assert first.notes == ["events/live.jsonl: line 2 is not complete yet; it will be loaded once it is"]
+    path.write_text(event("e1", 1) + "\n" + event("e2", 2) + "\n")
+    assert [(load.first_line, load.last_line) for load in load_new_events(warehouse, events).loads] == [(2, 2)]
+    assert rows(warehouse, "event_id") == [("e1",), ("e2",)]
+
+
+def test_a_file_whose_loaded_part_changed_is_refused_and_nothing_of_it_loads(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    path = events / "a.jsonl"
+    path.write_text(event("e1", 1) + "\n")
+    load_new_events(warehouse, events)
+    path.write_text(event("e1", 5) + "\n" + event("e2", 2) + "\n")
+    report = load_new_events(warehouse, events)
+    assert report.batch_id is None
+    assert report.problems == [
+        "events/a.jsonl: changed after it was loaded (its first 113 bytes are not what was loaded); nothing more is "
+        "loaded from it: restore it, or put corrections in a new file"]
+    assert rows(warehouse, "event_id") == [("e1",)]
+
+
+def test_a_touched_file_is_not_read_again(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    path = events / "a.jsonl"
+    path.write_text(event("e1", 1) + "\n")
+    load_new_events(warehouse, events)
+    path.write_text(path.read_text())  # same bytes, new mtime
+    report = load_new_events(warehouse, events)
+    assert (report.batch_id, report.problems) == (None, [])

@@ -33,7 +33,7 @@ def test_a_rerun_gives_byte_identical_invoices_and_the_same_warehouse(case_copy)
     assert second.returncode == 0, second.stdout + second.stderr
     assert digests(workdir / "invoices") == invoices_before
     assert query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id") == rows_before
-    assert "events: no new files" in second.stdout
+    assert "events           nothing new (10 events loaded before)" in second.stdout
     assert "event statuses: 9 metered, 1 no_plan" in second.stdout
 
 
@@ -96,7 +96,7 @@ def test_every_event_gets_exactly_one_status_with_a_reason(case_copy):
     assert [(line["quantity"], line["amount"]) for line in invoice["lines"]] == [("11", "0.32"), ("2", "0.60")]
 
 
-def test_bad_reference_data_stops_the_run_naming_file_line_and_column(case_copy):
+def test_bad_reference_rows_hold_back_their_account_naming_file_line_and_column(case_copy):
     workdir = case_copy("01_stripe_payments")
     (workdir / "data" / "plan_assignments.csv").write_text(
         "account_id,price_plan,start_date,end_date\n"
@@ -104,12 +104,14 @@ def test_bad_reference_data_stops_the_run_naming_file_line_and_column(case_copy)
         "acct_a,payments_standard,2026-10-15,2026-11-01\n"
         "acct_b,gold,2026-13-01,\n")
     proc = tally_run(workdir, "2026-11-10")
-    assert proc.returncode == 1
+    assert proc.returncode == 3, proc.stdout + proc.stderr
     output = proc.stdout + proc.stderr
     assert "plan_assignments.csv: line 4: start_date: '2026-13-01' is not a date (YYYY-MM-DD)" in output
-    assert "plan_assignments.csv: line 4: price_plan: unknown price plan 'gold'" in output
-    assert "plan_assignments.csv: line 3: start_date: overlaps the assignment of account 'acct_a' on line 2" in output
-    assert not (workdir / "invoices").exists()
+    assert "acct_b: plan_assignments.csv: line 4: price_plan: unknown price plan 'gold'" in output
+    assert "acct_a: plan_assignments.csv: line 3: start_date: overlaps the assignment of account 'acct_a' on " \
+           "line 2" in output
+    # both accounts are held back (their rows are wrong), so nothing is billed, nothing published
+    assert not list((workdir / "invoices").rglob("*.json"))
 
 
 def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from dagster_project.limits import METER_DECIMAL, decimal_problem
+
 OPERATORS = ("eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "not_exists")
 _LIST_OPERATORS = ("in", "not_in")
 _VALUELESS_OPERATORS = ("exists", "not_exists")
@@ -127,6 +129,10 @@ def _literal(value, field_kind, path, errors):
         if not number.is_finite():
             errors.append((path, "must be a finite number"))
             return None
+        problem = decimal_problem(format(number, "f"))
+        if problem:
+            errors.append((path, problem))
+            return None
         return number
     if isinstance(value, (dict, list)) or value is None:
         errors.append((path, "must be a string"))
@@ -141,12 +147,12 @@ def sql_string(text: str) -> str:
 
 
 def sql_decimal(number: Decimal) -> str:
-    return f"cast('{format(number, 'f')}' as decimal(38, 18))"
+    return f"cast('{format(number, 'f')}' as {METER_DECIMAL})"
 
 
 def attribute_sql(name: str) -> str:
     """The attribute's exact decimal value in the metering model (NULL when absent)."""
-    return f"cast(attributes[{sql_string(name)}] as decimal(38, 18))"
+    return f"cast(attributes[{sql_string(name)}] as {METER_DECIMAL})"
 
 
 def dimension_sql(name: str) -> str:
@@ -156,9 +162,9 @@ def dimension_sql(name: str) -> str:
 def meter_value_sql(aggregation: str, attribute: str | None, unique_by: str | None) -> tuple[str, str]:
     """(decimal value, distinct value) SQL of one event for a meter; NULL means it contributes nothing."""
     if aggregation == "COUNT":
-        return "cast(1 as decimal(38, 18))", "cast(null as varchar)"
+        return f"cast(1 as {METER_DECIMAL})", "cast(null as varchar)"
     if aggregation == "UNIQUE_COUNT":
-        return "cast(null as decimal(38, 18))", dimension_sql(unique_by)
+        return f"cast(null as {METER_DECIMAL})", dimension_sql(unique_by)
     return attribute_sql(attribute), "cast(null as varchar)"
 
 

@@ -8,7 +8,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from dagster_project.catalog.filters import compile_filter
@@ -23,7 +22,7 @@ from dagster_project.catalog.models import (
     UsageMeter,
     UsageMetersFile,
 )
-from dagster_project.catalog.yaml_files import load_yaml
+from dagster_project.catalog.yaml_files import YamlFileError, load_yaml
 
 # The list files may be absent (a company without usage has no meters); billing.yaml may not.
 LIST_FILES = {
@@ -121,10 +120,8 @@ def _parse_file(path: Path, rel: str, model: type[BaseModel], problems: list[Con
         return model()
     try:
         raw = load_yaml(path)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        problems.append(ConfigProblem(rel, where, f"invalid YAML: {getattr(exc, 'problem', exc)}"))
+    except YamlFileError as exc:
+        problems.append(ConfigProblem(rel, exc.where, exc.message))
         return None
     if raw is None:
         raw = {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from pydantic import BaseModel
+
 from dagster_project.catalog.filters import parse_filter
 from dagster_project.catalog.loader import BILLING_FILE, ConfigProblem, plan_meters
 from dagster_project.catalog.models import (
@@ -16,6 +18,7 @@ from dagster_project.catalog.models import (
     UsageMeter,
 )
 from dagster_project.catalog.rules import check_rules
+from dagster_project.limits import decimal_problem
 
 SCHEMAS_FILE = "event_schemas.yaml"
 METERS_FILE = "usage_meters.yaml"
@@ -50,8 +53,12 @@ def validate_catalog(parsed: dict, plans: dict[str, PricePlan | None]) -> list[C
         seen_plans.setdefault(plan.name, rel)
         _check_plan(rel, plan, items, report)
 
+    for rel, plan in plans.items():
+        if plan is not None:
+            _check_decimals(plan, rel, "", report)
     billing = parsed[BILLING_FILE]
     if billing is not None:
+        _check_decimals(billing, BILLING_FILE, "", report)
         _unique([c.name for c in billing.custom_charges], BILLING_FILE, "custom_charges", "custom charge", report)
         for i, charge in enumerate(billing.custom_charges):
             _non_negative(charge.rate, BILLING_FILE, f"custom_charges[{i}].rate", report)
@@ -64,6 +71,20 @@ def _unique(names: list[str], file: str, list_path: str, kind: str, report: _Rep
         if name in seen:
             report.add(file, f"{list_path}[{i}].name", f"duplicate {kind} name '{name}'")
         seen.add(name)
+
+
+def _check_decimals(value, file: str, path: str, report: _Report) -> None:
+    """Every decimal of a parsed file within the supported range and scale (limits.py)."""
+    if isinstance(value, Decimal):
+        problem = decimal_problem(format(value, "f"))
+        if problem:
+            report.add(file, path, problem)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _check_decimals(getattr(value, name), file, f"{path}.{name}" if path else name, report)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_decimals(item, file, f"{path}[{i}]", report)
 
 
 def _non_negative(value: Decimal | None, file: str, path: str, report: _Report) -> None:

@@ -8,14 +8,24 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dagster_project import warehouse
+from dagster_project import run_lock, warehouse
 from dagster_project.catalog import Catalog, ConfigError, load_catalog
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file. Connections are opened per step and closed before dbt runs."""
+    """The DuckDB file. A run holds its lock from start to end (run_lock.py); connections are
+    opened per step and closed before dbt runs."""
 
     path: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        try:
+            run_lock.acquire(self.absolute_path, f"dagster run {context.run_id}" if context.run_id else "dagster")
+        except run_lock.WarehouseBusy as exc:
+            raise dg.Failure(description=str(exc)) from None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        run_lock.release(self.absolute_path)
 
     @property
     def absolute_path(self) -> Path:

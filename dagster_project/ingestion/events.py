@@ -1,14 +1,19 @@
-"""Load new event files into raw.events: each file once, in file-name then line order.
+"""Load event files into raw.events: each line once, in file-name then line order.
 
 Nothing is lost: a line that cannot be read becomes a row with a `parse_error` (its status will be
 `invalid`), never an exception. Attribute values keep their exact decimal text: JSON is parsed
 with numbers as strings, so 19.99 is never the nearest binary float.
+
+A file is identified by its path and loaded once; a JSONL file that grew has its new lines
+loaded (numbered on from where it stopped), while a file whose loaded part changed is refused.
+JSONL is read in chunks, so memory holds one chunk, never a whole file; Parquet is read by DuckDB.
 
 De-duplication happens here, once, against what is already loaded (the first occurrence of an
 id wins), because de-duplicating every event on every run is the most expensive step at scale.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +25,8 @@ import pyarrow as pa
 from dagster_project.warehouse import scalar
 
 EVENT_FILE_SUFFIXES = (".jsonl", ".parquet")
+CHUNK_LINES = 200_000
+HASH_BLOCK = 1 << 20
 _MAP = pa.map_(pa.string(), pa.string())
 _INCOMING_SCHEMA = pa.schema([
     ("file_name", pa.string()), ("line_number", pa.int64()), ("event_id", pa.string()),
@@ -29,14 +36,61 @@ _INCOMING_SCHEMA = pa.schema([
 
 
 @dataclass
+class FileLoad:
+    """Lines first_line..last_line of one file, loaded in this batch (appended: the file grew)."""
+
+    name: str
+    first_line: int
+    last_line: int
+    events: int
+    appended: bool
+
+
+@dataclass
 class LoadReport:
     batch_id: int | None
-    files: list[tuple[str, int]] = field(default_factory=list)
+    loads: list[FileLoad] = field(default_factory=list)
     duplicates: int = 0
+    problems: list[str] = field(default_factory=list)  # files not loaded, and why
+    notes: list[str] = field(default_factory=list)     # incomplete last lines left for a later run
 
     @property
     def events_loaded(self) -> int:
-        return sum(count for _, count in self.files)
+        return sum(load.events for load in self.loads)
+
+    @property
+    def files(self) -> list[tuple[str, int]]:
+        return [(load.name, load.events) for load in self.loads]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """What was loaded of a file so far (a row of raw.event_files)."""
+
+    loaded_bytes: int
+    loaded_lines: int
+    prefix_sha256: str
+    file_size: int
+    file_mtime_ns: int
+
+
+@dataclass
+class _Plan:
+    """What to load of one file: from byte_start (line first_line) to its last complete line."""
+
+    name: str
+    path: Path
+    byte_start: int
+    first_line: int
+    hasher: object  # sha256 of the bytes before byte_start, continued with the bytes loaded
+    appended: bool
+
+
+@dataclass(frozen=True)
+class _Staged:
+    rows: int
+    last_line: int
+    byte_end: int
 
 
 def discover_event_files(events_dir: Path) -> list[str]:
@@ -47,30 +101,97 @@ def discover_event_files(events_dir: Path) -> list[str]:
                   if p.is_file() and p.suffix in EVENT_FILE_SUFFIXES)
 
 
-def new_event_files(con: duckdb.DuckDBPyConnection, events_dir: Path) -> list[str]:
-    loaded = {row[0] for row in con.execute("select file_name from raw.event_files").fetchall()}
-    return [name for name in discover_event_files(events_dir) if name not in loaded]
-
-
 def load_new_events(con: duckdb.DuckDBPyConnection, events_dir: Path, now: datetime | None = None) -> LoadReport:
-    files = new_event_files(con, events_dir)
-    if not files:
-        return LoadReport(batch_id=None)
-    batch_id = scalar(con, "select coalesce(max(batch_id), 0) + 1 from raw.event_files")
-    report = LoadReport(batch_id=batch_id)
+    """Load new files and the lines appended to files loaded before, as one batch."""
+    registry = {row[0]: _Registered(*row[1:]) for row in con.execute(
+        "select file_name, loaded_bytes, loaded_lines, prefix_sha256, file_size, file_mtime_ns "
+        "from raw.event_files").fetchall()}
+    report = LoadReport(batch_id=None)
+    plans = [plan for name in discover_event_files(events_dir)
+             if (plan := _plan(events_dir / name, name, registry.get(name), report, con)) is not None
+             and _readable(con, plan, report)]
+    if not plans:
+        return report
+    batch_id = scalar(con, "select coalesce(max(batch_id), 0) + 1 from raw.event_file_loads")
     loaded_at = (now or datetime.now(UTC)).replace(tzinfo=None)
     con.execute("begin transaction")
     try:
-        for name in files:
-            rows = _stage_event_file(con, events_dir / name, name)
+        for plan in plans:
+            staged = _stage(con, plan, report)
+            if staged.byte_end == plan.byte_start:
+                continue  # only an incomplete last line so far
             report.duplicates += _append(con, batch_id)
-            con.execute("insert into raw.event_files values (?, ?, ?, ?)", [name, batch_id, loaded_at, rows])
-            report.files.append((name, rows))
+            stat = plan.path.stat()
+            con.execute("insert or replace into raw.event_files (file_name, loaded_bytes, loaded_lines, "
+                        "prefix_sha256, file_size, file_mtime_ns) values (?, ?, ?, ?, ?, ?)",
+                        [plan.name, staged.byte_end, staged.last_line, plan.hasher.hexdigest(), stat.st_size,
+                         stat.st_mtime_ns])
+            con.execute("insert into raw.event_file_loads (file_name, batch_id, first_line, last_line, byte_start, "
+                        "byte_end, loaded_at, event_count) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [plan.name, batch_id, plan.first_line, staged.last_line, plan.byte_start, staged.byte_end,
+                         loaded_at, staged.rows])
+            report.loads.append(FileLoad(plan.name, plan.first_line, staged.last_line, staged.rows, plan.appended))
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    report.batch_id = batch_id if report.loads else None
     return report
+
+
+def _plan(path: Path, name: str, registered: _Registered | None, report: LoadReport,
+          con: duckdb.DuckDBPyConnection) -> _Plan | None:
+    """All of a new file, the tail of a grown one, nothing for one unchanged (or changed: refused)."""
+    if registered is None:
+        return _Plan(name, path, 0, 1, hashlib.sha256(), appended=False)
+    stat = path.stat()
+    if registered.loaded_bytes < 0:  # loaded by a version that kept no sizes: adopt it as loaded in full
+        con.execute("update raw.event_files set loaded_bytes = ?, prefix_sha256 = ?, file_size = ?, "
+                    "file_mtime_ns = ? where file_name = ?",
+                    [stat.st_size, _hash_prefix(path, stat.st_size).hexdigest(), stat.st_size, stat.st_mtime_ns, name])
+        return None
+    if stat.st_size == registered.file_size and stat.st_mtime_ns == registered.file_mtime_ns:
+        return None
+    refused = (f"events/{name}: changed after it was loaded (its first {registered.loaded_bytes} bytes are not "
+               f"what was loaded); nothing more is loaded from it: restore it, or put corrections in a new file")
+    if stat.st_size < registered.loaded_bytes:
+        report.problems.append(refused)
+        return None
+    hasher = _hash_prefix(path, registered.loaded_bytes)
+    if hasher.hexdigest() != registered.prefix_sha256:
+        report.problems.append(refused)
+        return None
+    if stat.st_size == registered.loaded_bytes or path.suffix == ".parquet":
+        # the same bytes, touched (a Parquet file cannot grow by appending)
+        con.execute("update raw.event_files set file_size = ?, file_mtime_ns = ? where file_name = ?",
+                    [stat.st_size, stat.st_mtime_ns, name])
+        return None
+    return _Plan(name, path, registered.loaded_bytes, registered.loaded_lines + 1, hasher, appended=True)
+
+
+def _readable(con: duckdb.DuckDBPyConnection, plan: _Plan, report: LoadReport) -> bool:
+    """A Parquet file must have the event columns' types; one that does not is refused, not loaded."""
+    if plan.path.suffix != ".parquet":
+        return True
+    try:
+        _json_text_columns(_parquet_columns(con, plan.path), plan.path)
+    except (ValueError, duckdb.Error) as exc:
+        report.problems.append(f"events/{plan.name}: {exc}; nothing from it was loaded")
+        return False
+    return True
+
+
+def _hash_prefix(path: Path, length: int):
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        remaining = length
+        while remaining > 0:
+            block = handle.read(min(HASH_BLOCK, remaining))
+            if not block:
+                break
+            hasher.update(block)
+            remaining -= len(block)
+    return hasher
 
 
 def _append(con: duckdb.DuckDBPyConnection, batch_id: int) -> int:
@@ -131,40 +252,60 @@ def _append(con: duckdb.DuckDBPyConnection, batch_id: int) -> int:
         con.execute("drop table if exists incoming_file")
 
 
-def _stage_event_file(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> int:
-    """Read one file into the temp table incoming_file (the columns of _INCOMING_SCHEMA); its row count."""
-    if path.suffix == ".parquet":
-        select = _parquet_map_select(con, path)
-        if select is not None:  # MAP columns: DuckDB reads the file straight into the table
-            con.execute(f"create or replace temp table incoming_file as {select}", [name, str(path)])
-            return scalar(con, "select count(*) from incoming_file")
-        table = _read_parquet_json_text(con, path, name)
-    else:
-        table = _read_jsonl(path, name)
+def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan, report: LoadReport) -> _Staged:
+    """Read what is new of one file into the temp table incoming_file (the columns of _INCOMING_SCHEMA)."""
+    con.execute("drop table if exists incoming_file")
+    if plan.path.suffix == ".parquet":
+        rows = _stage_parquet(con, plan.path, plan.name)
+        size = plan.path.stat().st_size
+        plan.hasher = _hash_prefix(plan.path, size)
+        return _Staged(rows=rows, last_line=rows, byte_end=size)
+    return _stage_jsonl(con, plan, report)
+
+
+def _insert_chunk(con: duckdb.DuckDBPyConnection, table: pa.Table, first: bool) -> None:
     con.register("incoming_arrow", table)
     try:
-        con.execute("create or replace temp table incoming_file as select * from incoming_arrow")
+        if first:
+            con.execute("create temp table incoming_file as select * from incoming_arrow")
+        else:
+            con.execute("insert into incoming_file select * from incoming_arrow")
     finally:
         con.unregister("incoming_arrow")
-    return table.num_rows
 
 
 # --- JSONL ---------------------------------------------------------------------------------------------
 
-def _read_jsonl(path: Path, name: str) -> pa.Table:
-    rows = _Columns()
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not text.strip():
-                continue  # blank lines carry no event
-            try:
-                obj = json.loads(text, parse_float=str, parse_int=str)
-            except ValueError:
-                rows.add_unreadable(name, number, text, "unparseable JSON line")
-                continue
-            rows.add(name, number, obj, text)
-    return rows.table()
+def _stage_jsonl(con: duckdb.DuckDBPyConnection, plan: _Plan, report: LoadReport) -> _Staged:
+    """JSONL from plan.byte_start, chunk by chunk. Only whole lines are loaded: a last line without
+    its newline is loaded if it is complete JSON, otherwise left for a later run (its writer may
+    not have finished it)."""
+    rows, staged, chunks = _Columns(), 0, 0
+    position, number = plan.byte_start, plan.first_line - 1
+    with plan.path.open("rb") as handle:
+        handle.seek(plan.byte_start)
+        for raw in handle:
+            if not raw.endswith(b"\n") and not _is_json(raw):
+                report.notes.append(f"events/{plan.name}: line {number + 1} is not complete yet; it will be loaded "
+                                    f"once it is")
+                break
+            plan.hasher.update(raw)
+            position += len(raw)
+            number += 1
+            rows.add_line(plan.name, number, raw, first=number == 1)
+            if len(rows) >= CHUNK_LINES:
+                _insert_chunk(con, rows.table(), first=chunks == 0)
+                staged, chunks, rows = staged + len(rows), chunks + 1, _Columns()
+    _insert_chunk(con, rows.table(), first=chunks == 0)
+    return _Staged(rows=staged + len(rows), last_line=number, byte_end=position)
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 class _Columns:
@@ -172,6 +313,29 @@ class _Columns:
 
     def __init__(self) -> None:
         self.cols: dict[str, list] = {f.name: [] for f in _INCOMING_SCHEMA}
+
+    def __len__(self) -> int:
+        return len(self.cols["file_name"])
+
+    def add_line(self, file_name: str, number: int, raw: bytes, first: bool) -> None:
+        """One line of a JSONL file; blank lines carry no event."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.add_unreadable(file_name, number, raw.decode("utf-8", errors="replace").rstrip("\r\n"),
+                                "line is not valid UTF-8")
+            return
+        if first:
+            text = text.removeprefix("\ufeff")  # a byte-order mark opens the file, not the event
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            return
+        try:
+            obj = json.loads(text, parse_float=str, parse_int=str)
+        except ValueError:
+            self.add_unreadable(file_name, number, text, "unparseable JSON line")
+            return
+        self.add(file_name, number, obj, text)
 
     def add_unreadable(self, file_name: str, line: int, raw_line: str, error: str) -> None:
         for key, value in (("file_name", file_name), ("line_number", line), ("parse_error", error),
@@ -274,9 +438,21 @@ def _json_text_columns(types: dict[str, str], path: Path) -> set[str]:
         if kind is None or kind.startswith("MAP("):
             continue
         if kind not in ("VARCHAR", "JSON"):
-            raise ValueError(f"{path.name}: column {column} has type {kind}; expected a MAP or JSON object text")
+            raise ValueError(f"column {column} has type {kind}; expected a MAP or JSON object text")
         json_columns.add(column)
     return json_columns
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> int:
+    """Parquet into incoming_file: straight through DuckDB for MAP columns, through the exact JSON
+    parser for JSON text columns. Returns the row count."""
+    select = _parquet_map_select(con, path)
+    if select is not None:
+        con.execute(f"create temp table incoming_file as {select}", [name, str(path)])
+        return scalar(con, "select count(*) from incoming_file")
+    table = _read_parquet_json_text(con, path, name)
+    _insert_chunk(con, table, first=True)
+    return table.num_rows
 
 
 def _parquet_map_select(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:

@@ -111,7 +111,10 @@ def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame,
     """
     rounding = catalog.billing.rounding
     cycle_due = due.filter(pl.col("kind") == "cycle")
-    usage = meter_usage.lazy().join(cycle_due.select("invoice_id", "cycle_id", "price_plan"), on="cycle_id")
+    # quantities arrive in the warehouse's DECIMAL(38, 9); magnitude.out_of_range has held back
+    # the accounts whose amounts would not fit the working type
+    usage = (meter_usage.lazy().join(cycle_due.select("invoice_id", "cycle_id", "price_plan"), on="cycle_id")
+             .with_columns(pl.col("quantity").cast(WORK)))
     return pl.concat([
         rate_usage(usage, usage_cards(catalog), usage_tiers(catalog), rounding),
         rate_licenses(cycle_due, license_intervals.lazy(), license_cards(catalog), rounding),
@@ -138,6 +141,8 @@ def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.Dat
     headers = headers.with_columns(
         pl.when(pl.col("status") == "final").then(pl.lit(current_batch, dtype=pl.Int32))
         .alias("finalized_after_batch"),
+        pl.when(pl.col("status") == "final").then(pl.lit(catalog.billing.invoice_numbering.prefix))
+        .alias("numbering_prefix"),
         pl.lit(span.as_of).alias("computed_as_of"))
     headers = _with_documents(catalog, headers, assembled, customers, template_dir)
     finals = headers.filter(pl.col("status") == "final")

@@ -18,7 +18,37 @@ class PublishReport:
     removed: int
 
 
-def publish(invoices_dir: Path, documents: list[tuple[str, str, str]], existing_ids: set[str]) -> PublishReport:
+class UnsafePath(ValueError):
+    """An invoice id that would put a file outside the invoices directory."""
+
+
+def document_path(invoices_dir: Path, invoice_id: str, suffix: str) -> Path:
+    """The file of an invoice document, refusing any id that would leave the invoices directory
+    (account ids are checked when reference data loads; this is the last line of defence)."""
+    root = invoices_dir.resolve()
+    if "\x00" in invoice_id:
+        raise UnsafePath(f"invoice id {invoice_id!r} cannot name a file")
+    path = (root / f"{invoice_id}{suffix}").resolve()
+    if path.parent.parent != root:
+        raise UnsafePath(f"invoice id {invoice_id!r} would be written outside {root}")
+    return path
+
+
+def check_paths(invoices_dir: Path, invoice_ids) -> None:
+    """Every document can be written, inside the invoices directory: checked before a run commits."""
+    for invoice_id in invoice_ids:
+        document_path(invoices_dir, invoice_id, ".json")
+    try:
+        invoices_dir.mkdir(parents=True, exist_ok=True)
+        probe = invoices_dir / ".tally-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UnsafePath(f"cannot write invoices to {invoices_dir}: {exc.strerror or exc}") from None
+
+
+def publish(invoices_dir: Path, documents: list[tuple[str, str, str]], existing_ids: set[str],
+            on_document=None) -> PublishReport:
     """Write documents and remove the files of invoices not in existing_ids.
 
     documents: (invoice_id, json text, html text), invoice_id being <account_id>/<period_start>_<kind>;
@@ -28,7 +58,7 @@ def publish(invoices_dir: Path, documents: list[tuple[str, str, str]], existing_
     written = unchanged = 0
     for invoice_id, json_text, html_text in documents:
         for suffix, text in ((".json", json_text), (".html", html_text)):
-            path = invoices_dir / f"{invoice_id}{suffix}"
+            path = document_path(invoices_dir, invoice_id, suffix)
             data = text.encode("utf-8")
             if path.exists() and path.read_bytes() == data:
                 unchanged += 1
@@ -38,6 +68,8 @@ def publish(invoices_dir: Path, documents: list[tuple[str, str, str]], existing_
             temporary.write_bytes(data)
             temporary.replace(path)
             written += 1
+        if on_document is not None:
+            on_document()
     removed = 0
     for path in sorted(invoices_dir.glob("*/*")):
         invoice_id = path.relative_to(invoices_dir).with_suffix("").as_posix()

@@ -4,43 +4,44 @@ Two selections of one dbt project, because the billing marts read what invoicing
 graph, staging -> intermediate -> metering marts -> rating -> invoicing -> billing marts.
 """
 
-import json
-import os
-
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import dbt_assets
 
-from dagster_project.defs.dbt.project import dbt_project, ensure_manifest, translator
-from dagster_project.defs.partitions import dbt_vars
-from dagster_project.defs.progress import report
+from dagster_project.defs.dbt.project import MANIFEST, TARGET_DIR, dbt_project, translator
+from dagster_project.defs.dbt.runner import dbt_build
+from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import BillingClock, WarehouseResource
 
-MANIFEST = ensure_manifest()
+METERING_EXCLUDE = "tag:billing"
+BILLING_SELECT = "tag:billing"
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-           billing_clock: BillingClock, step: str):
-    # dbt runs in a subprocess and reads the warehouse path from the environment (profiles.yml).
-    os.environ["TALLY_WAREHOUSE"] = str(warehouse.absolute_path)
+def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, billing_clock: BillingClock,
+           step: str, select: str | None = None, exclude: str | None = None):
     as_of = billing_clock.today()
-    report(context, f"dbt build as of {as_of}")
-    # One target folder per step, overwritten by every run (dagster-dbt would otherwise add a new
-    # one per invocation): target/<step>/compiled shows the SQL of the latest run.
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(as_of))], context=context,
-                       target_path=dbt_project.target_path / step).stream()
+    nodes = len(context.selected_output_names) + len(context.selected_asset_check_keys)
+    with progress(context, f"dbt {step}", total=nodes) as stage:
+        # One target folder per step, overwritten by every run: target/<step>/compiled shows the
+        # SQL of the latest run, the meters' SQL among it.
+        result = dbt_build(context, warehouse.absolute_path, as_of.isoformat(), select, exclude,
+                           target_path=TARGET_DIR / step, verbose=stage.verbose,
+                           on_node_done=lambda name, status: stage.advance())
+        yield from result.events
+        if not result.success:
+            raise dg.Failure(description="\n".join(result.failures),
+                             metadata={"failures": dg.MetadataValue.text("\n".join(result.failures))})
+        stage.done(f"{len(result.events)} models and tests passed")
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, exclude="tag:billing", name="dbt_metering",
+@dbt_assets(manifest=MANIFEST, project=dbt_project, exclude=METERING_EXCLUDE, name="dbt_metering",
             dagster_dbt_translator=translator)
-def dbt_metering(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                 billing_clock: BillingClock):
+def dbt_metering(context: dg.AssetExecutionContext, warehouse: WarehouseResource, billing_clock: BillingClock):
     """Staging, intermediate and metering marts: events validated, placed in cycles, metered."""
-    yield from _build(context, dbt, warehouse, billing_clock, "metering")
+    yield from _build(context, warehouse, billing_clock, "metering", exclude=METERING_EXCLUDE)
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, select="tag:billing", name="dbt_billing_marts",
+@dbt_assets(manifest=MANIFEST, project=dbt_project, select=BILLING_SELECT, name="dbt_billing_marts",
             dagster_dbt_translator=translator)
-def dbt_billing_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                      billing_clock: BillingClock):
+def dbt_billing_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, billing_clock: BillingClock):
     """Invoice marts and the event pipeline log, with their reconciliation tests."""
-    yield from _build(context, dbt, warehouse, billing_clock, "billing_marts")
+    yield from _build(context, warehouse, billing_clock, "billing_marts", select=BILLING_SELECT)

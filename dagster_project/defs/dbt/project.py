@@ -10,6 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtP
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+TARGET_DIR = DBT_PROJECT_DIR / dbt_project.target_path
 
 
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
@@ -42,3 +43,4 @@ class TallyDbtTranslator(DagsterDbtTranslator):
 
 
 translator = TallyDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))
+MANIFEST = ensure_manifest()

@@ -1,70 +1,101 @@
-"""Ingestion: the pricing catalog, reference CSVs and new event files into the warehouse."""
+"""Ingestion: the pricing catalog, reference CSVs and new event lines into the warehouse."""
 
 import dagster as dg
 import pyarrow as pa
 
 from dagster_project.catalog.tables import catalog_tables
-from dagster_project.defs.progress import report
+from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import DataDirectoryResource, PricingCatalogResource, WarehouseResource
 from dagster_project.ingestion.events import load_new_events
-from dagster_project.ingestion.reference_data import ReferenceDataError, read_reference_data, write_reference_data
-from dagster_project.warehouse import ensure_tables, scalar
+from dagster_project.ingestion.reference_data import (
+    DataDirectoryError,
+    ReferenceDataError,
+    check_no_account_removed,
+    read_reference_data,
+    write_reference_data,
+)
+from dagster_project.warehouse import ensure_tables, replace_table, scalar
 
 GROUP = "ingest"
+OWNERS = ["team:billing"]
 
 
-def _replace_table(con, name: str, table: pa.Table) -> None:
-    con.register("incoming_table", table)
-    try:
-        con.execute(f"create or replace table {name} as select * from incoming_table")
-    finally:
-        con.unregister("incoming_table")
-
-
-@dg.asset(group_name=GROUP, description="pricing_config/ validated and written to config.* tables.")
+@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+          description="pricing_config/ validated (pydantic) and written to config.* tables for dbt to join.")
 def pricing_catalog(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
                     warehouse: WarehouseResource) -> dg.MaterializeResult:
-    loaded = catalog.load()
-    with warehouse.connect() as con:
-        ensure_tables(con)
-        for name, table in catalog_tables(loaded).items():
-            _replace_table(con, f"config.{name}", table)
-    report(context, f"catalog: {len(loaded.price_plans)} price plans, {len(loaded.usage_meters)} usage meters, "
-                     f"{len(loaded.billable_items)} billable items")
+    with progress(context, "catalog") as stage:
+        loaded = catalog.load()
+        tables = catalog_tables(loaded)
+        with warehouse.connect() as con:
+            ensure_tables(con)
+            for name, table in tables.items():
+                replace_table(con, f"config.{name}", table)
+        stage.done(f"{len(loaded.price_plans)} price plans, {len(loaded.usage_meters)} usage meters, "
+                   f"{len(loaded.billable_items)} billable items")
     return dg.MaterializeResult(metadata={
         "price_plans": len(loaded.price_plans), "usage_meters": len(loaded.usage_meters),
-        "billable_items": len(loaded.billable_items), "fingerprint": loaded.fingerprint})
+        "billable_items": len(loaded.billable_items), "fingerprint": loaded.fingerprint,
+        "dagster/row_count": sum(table.num_rows for table in tables.values())})
 
 
-@dg.asset(group_name=GROUP, deps=[pricing_catalog],
-          description="Customers, accounts, plan assignments, licenses, credit grants and top-ups (raw.*).")
+@dg.asset(group_name=GROUP, deps=[pricing_catalog], kinds={"python", "duckdb"}, owners=OWNERS,
+          description="Customers, accounts, plan assignments, licenses, credit grants and top-ups (raw.*), checked "
+                      "row by row: a bad row holds back its own account, everyone else is billed.")
 def reference_data(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
                    data: DataDirectoryResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    try:
-        tables = read_reference_data(data.directory, catalog.load())
-    except ReferenceDataError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    with warehouse.connect() as con:
-        ensure_tables(con)
-        write_reference_data(con, tables)
-    counts = {name: len(table.rows) for name, table in tables.items()}
-    report(context, "reference data: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
-    return dg.MaterializeResult(metadata=counts)
+    with progress(context, "reference data") as stage:
+        try:
+            tables = read_reference_data(data.directory, catalog.load())
+        except DataDirectoryError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        except ReferenceDataError as exc:
+            raise dg.Failure(description="\n".join(exc.problems)) from None
+        with warehouse.connect() as con:
+            ensure_tables(con)
+            try:
+                check_no_account_removed(con, tables)
+            except ReferenceDataError as exc:
+                raise dg.Failure(description="\n".join(exc.problems)) from None
+            write_reference_data(con, tables)
+        counts = {name: len(tables.clean_rows(name)) for name in tables.tables}
+        held = tables.held
+        message = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+        if tables.problems:
+            message += f"; {len(tables.problems)} row problem(s), {len(held)} account(s) held back"
+        stage.done(message)
+    return dg.MaterializeResult(metadata={
+        **counts, "problems": len(tables.problems), "held_accounts": len(held),
+        "dagster/row_count": sum(counts.values())})
 
 
-@dg.asset(group_name=GROUP, description="New event files loaded once each, in file-name then line order, "
-                                        "with duplicates marked against everything already loaded.")
+@dg.asset(group_name=GROUP, deps=[reference_data], kinds={"python", "duckdb"}, owners=OWNERS,
+          description="New event lines loaded once each, in file-name then line order (files that grew: their new "
+                      "lines), with duplicate ids marked against everything already loaded.")
 def raw_events(context: dg.AssetExecutionContext, data: DataDirectoryResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        ensure_tables(con)
-        loaded = load_new_events(con, data.events_directory)
-        total = scalar(con, "select count(*) from raw.events")
-    if loaded.batch_id is None:
-        report(context, f"events: no new files ({total} events loaded before)")
-    else:
-        report(context, f"events: loaded {loaded.events_loaded} events from {len(loaded.files)} new file(s) "
-                        f"as batch {loaded.batch_id} ({loaded.duplicates} duplicate ids); {total} in all")
+    with progress(context, "events") as stage:
+        with warehouse.connect() as con:
+            ensure_tables(con)
+            loaded = load_new_events(con, data.events_directory)
+            replace_table(con, "raw.event_load_problems",
+                          pa.table({"problem": pa.array(loaded.problems + loaded.notes, pa.string()),
+                                    "is_error": pa.array([True] * len(loaded.problems) + [False] * len(loaded.notes),
+                                                         pa.bool_())}))
+            total = scalar(con, "select count(*) from raw.events")
+        if loaded.batch_id is None:
+            message = f"nothing new ({total:,} events loaded before)"
+        else:
+            appended = sum(1 for load in loaded.loads if load.appended)
+            files = f"{len(loaded.loads) - appended} new file(s)"
+            if appended:
+                files += f" and {appended} grown file(s)"
+            message = (f"loaded {loaded.events_loaded:,} events from {files} as batch {loaded.batch_id} "
+                       f"({loaded.duplicates:,} duplicate ids); {total:,} in all")
+        if loaded.problems:
+            message += f"; {len(loaded.problems)} file(s) refused"
+        stage.done(message)
     return dg.MaterializeResult(metadata={
-        "batch_id": loaded.batch_id, "files_loaded": len(loaded.files), "events_loaded": loaded.events_loaded,
-        "duplicates": loaded.duplicates, "events_total": total})
+        "batch_id": loaded.batch_id, "files_loaded": len(loaded.loads), "events_loaded": loaded.events_loaded,
+        "duplicates": loaded.duplicates, "events_total": total, "files_refused": len(loaded.problems),
+        "dagster/row_count": total})

@@ -1,27 +1,42 @@
-"""Publishing: invoice documents as files, after the billing marts and their tests passed."""
+"""Publishing: the run commits its final invoices, then their documents are written as files.
+
+This is the last step: it runs only when invoicing, the blocking checks and the billing marts'
+tests all passed, so numbering, finalization and publishing succeed or fail together.
+"""
 
 import dagster as dg
 
+from dagster_project import billing_store as store
 from dagster_project.defs.partitions import billing_months, month_range
-from dagster_project.defs.progress import report
+from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, WarehouseResource
-from dagster_project.invoicing.publishing import publish
+from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
 
 
 @dg.asset(group_name="publishing", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"python", "json", "html"}, owners=["team:billing"],
           deps=[dg.AssetKey(["marts", "fct_invoices"]), dg.AssetKey(["marts", "fct_invoice_lines"]),
                 dg.AssetKey(["marts", "event_pipeline_log"])],
-          description="<account_id>/<period_start>_<kind>.json and .html under TALLY_INVOICES_DIR.")
+          description="Commits the run's final invoices (numbers and draws become permanent), then writes "
+                      "<account_id>/<period_start>_<kind>.json and .html under TALLY_INVOICES_DIR.")
 def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                        invoices_dir: InvoicesDirectoryResource) -> dg.MaterializeResult:
     first, last = month_range(context)
-    with warehouse.connect(read_only=True) as con:
-        documents = con.execute("select invoice_id, document_json, document_html from billing.invoices "
-                                "where billing_month between ? and ? order by invoice_id", [first, last]).fetchall()
-        existing = {row[0] for row in con.execute("select invoice_id from billing.invoices").fetchall()}
-    published = publish(invoices_dir.directory, documents, existing)
-    report(context, f"publishing: {len(documents)} invoices to {invoices_dir.directory} ({published.written} files "
-                    f"written, {published.unchanged} unchanged, {published.removed} removed)")
-    return dg.MaterializeResult(metadata={"invoices": len(documents), "files_written": published.written,
-                                          "files_unchanged": published.unchanged, "files_removed": published.removed,
-                                          "directory": str(invoices_dir.directory)})
+    directory = invoices_dir.directory
+    with warehouse.connect() as con:
+        documents = store.documents(con, first, last)
+        existing = store.invoice_ids(con)
+        try:
+            check_paths(directory, existing)  # before anything is committed or written
+        except UnsafePath as exc:
+            raise dg.Failure(description=str(exc)) from None
+        committed = store.commit(con)
+    with progress(context, "publishing", total=len(documents)) as stage:
+        published = publish(directory, documents, existing, on_document=stage.advance)
+        stage.done(f"{committed:,} invoice(s) made final; {len(documents):,} invoices to {directory} "
+                   f"({published.written:,} files written, {published.unchanged:,} unchanged, "
+                   f"{published.removed:,} removed)")
+    return dg.MaterializeResult(metadata={"committed": committed, "invoices": len(documents),
+                                          "files_written": published.written, "files_unchanged": published.unchanged,
+                                          "files_removed": published.removed, "directory": str(directory),
+                                          "dagster/row_count": len(documents)})

@@ -3,33 +3,44 @@
 import dagster as dg
 import polars as pl
 
-from dagster_project.defs.billing_inputs import closed_meter_usage, insert_rows, load_invoices_due
+from dagster_project import billing_store as store
 from dagster_project.defs.partitions import billing_months, month_range
-from dagster_project.defs.progress import report
+from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, WarehouseResource
-from dagster_project.invoicing.billing import BillingRange, rate
-from dagster_project.warehouse import frame
+from dagster_project.invoicing.billing import BillingRange, invoices_due, rate
+from dagster_project.rating.magnitude import out_of_range
 
 
 @dg.asset(group_name="rating", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"python", "polars", "duckdb"}, owners=["team:billing"],
           deps=[dg.AssetKey(["marts", "fct_meter_usage"]), dg.AssetKey(["marts", "fct_billing_cycles"]),
                 dg.AssetKey(["marts", "dim_accounts"]), dg.AssetKey(["marts", "fct_license_intervals"])],
-          description="Rated rate-card lines (billing.rated_lines) of every invoice issued in the months "
-                      "that is not final yet; each line rounded once, with its breakdown.")
+          description="The invoices due in the billing months that are not final yet (billing.due_invoices) and "
+                      "their rate-card lines (billing.rated_lines), each rounded once, with its breakdown. "
+                      "Held-back accounts are left out.")
 def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResource, warehouse: WarehouseResource,
                 billing_clock: BillingClock) -> dg.MaterializeResult:
     first, last = month_range(context)
     span = BillingRange(as_of=billing_clock.today(), first_month=first, last_month=last)
     loaded = catalog.load()
-    with warehouse.connect() as con:
-        due = load_invoices_due(con, loaded, span)
-        usage = closed_meter_usage(con)
-        licenses = frame(con, "select * from marts.fct_license_intervals")
-        lines = rate(loaded, due, usage, licenses)
-        lines = lines.join(due.select("invoice_id", "billing_month").collect(), on="invoice_id", how="inner")
-        con.execute("delete from billing.rated_lines where billing_month between ? and ?", [first, last])
-        insert_rows(con, "billing.rated_lines", lines)
-    invoice_count = lines.select(pl.col("invoice_id").n_unique()).item()
-    report(context, f"rating: {lines.height} lines for {invoice_count} open invoices, billing months {first:%Y-%m} "
-                     f"to {last:%Y-%m}")
-    return dg.MaterializeResult(metadata={"lines": lines.height, "invoices": invoice_count})
+    with progress(context, "rating") as stage, warehouse.connect() as con:
+        discarded = store.discard_uncommitted(con)
+        held = store.held_accounts(con, include_rating=False)["account_id"]
+        due = (invoices_due(loaded, span, store.billing_cycles(con), store.billed_accounts(con),
+                            store.stored_invoices(con))
+               .filter(~pl.col("account_id").is_in(held.implode())).collect())
+        usage, licenses = store.closed_meter_usage(con), store.license_intervals(con)
+        holds = out_of_range(loaded, due, usage, licenses)
+        due = due.filter(~pl.col("account_id").is_in(holds["account_id"].implode()))
+        lines = rate(loaded, due.lazy(), usage, licenses).join(due.select("invoice_id", "billing_month"),
+                                                                on="invoice_id", how="inner")
+        store.save_worklist(con, due, lines, holds, first, last)
+        message = (f"{lines.height:,} lines for {due.height:,} open invoices, billing months {first:%Y-%m} to "
+                   f"{last:%Y-%m}")
+        if holds.height:
+            message += f"; {holds.height} account(s) held back (amounts out of range)"
+        if discarded:
+            message += f"; {discarded} final invoice(s) of a failed run discarded"
+        stage.done(message)
+    return dg.MaterializeResult(metadata={"lines": lines.height, "invoices": due.height, "held_back": holds.height,
+                                          "discarded_uncommitted": discarded, "dagster/row_count": lines.height})

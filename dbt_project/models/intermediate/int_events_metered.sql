@@ -50,7 +50,7 @@ final as (
         cast(null as varchar) as price_plan,
         cast(null as timestamp) as event_at,
         cast(null as varchar) as meter_name,
-        cast(null as decimal(38, 18)) as meter_value,
+        cast(null as decimal(38, 9)) as meter_value,
         cast(null as varchar) as distinct_value
     where false
 {% endfor %}

@@ -21,7 +21,12 @@ checked as (
         list_filter(map_keys(events.attributes),
                     lambda k: not list_contains(schemas.declared_attributes, k)) as undeclared_attributes,
         list_filter(map_keys(events.attributes),
-                    lambda k: try_cast(events.attributes[k] as decimal(38, 18)) is null) as non_numeric_attributes,
+                    lambda k: {{ attribute_value_problem('events.attributes[k]') }} = 'is not a number')
+            as non_numeric_attributes,
+        list_filter(list_transform(map_keys(events.attributes),
+                                   lambda k: k || ' = ' || events.attributes[k] || ' '
+                                             || {{ attribute_value_problem('events.attributes[k]') }}),
+                    lambda p: p is not null and not ends_with(p, ' is not a number')) as out_of_range_attributes,
         list_filter(schemas.required_attributes,
                     lambda a: not list_contains(map_keys(events.attributes), a)) as missing_attributes,
         list_filter(map_keys(events.dimensions),
@@ -48,6 +53,8 @@ reasoned as (
                 then 'undeclared attribute: ' || array_to_string(undeclared_attributes, ', ')
             when len(non_numeric_attributes) > 0
                 then 'non-numeric attribute: ' || array_to_string(non_numeric_attributes, ', ')
+            when len(out_of_range_attributes) > 0
+                then 'attribute out of range: ' || array_to_string(out_of_range_attributes, ', ')
             when len(undeclared_dimensions) > 0
                 then 'undeclared dimension: ' || array_to_string(undeclared_dimensions, ', ')
             when len(missing_attributes) > 0

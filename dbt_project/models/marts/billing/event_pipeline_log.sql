@@ -19,6 +19,12 @@ invoices as (
 
 ),
 
+held_accounts as (
+
+    select * from {{ ref('stg_input_problems__held_accounts') }}
+
+),
+
 meters_by_event as (
 
     select
@@ -46,6 +52,8 @@ final as (
             else 'unmatched'
         end as status,
         case
+            when events.assignment_status = 'unknown_account' and held_accounts.account_id is not null
+                then 'account ''' || events.account_id || ''' is held back: ' || held_accounts.held_reason
             when events.assignment_status = 'unknown_account' then 'unknown account: ' || events.account_id
             when events.assignment_status = 'no_plan'
                 then 'no plan assignment covers ' || strftime(events.event_at, '%Y-%m-%dT%H:%M:%SZ')
@@ -63,6 +71,7 @@ final as (
     from events
     left join meters_by_event on meters_by_event.event_row_id = events.event_row_id
     left join invoices on invoices.cycle_id = events.cycle_id
+    left join held_accounts on held_accounts.account_id = events.account_id
 
 )
 

@@ -55,10 +55,10 @@ running as (
         firsts.meter_value,
         case meters.aggregation
             when 'SUM' then sum(firsts.meter_value) over ordered
-            when 'COUNT' then cast(count(*) over ordered as decimal(38, 18))
+            when 'COUNT' then cast(count(*) over ordered as decimal(38, 9))
             when 'MAX' then max(firsts.meter_value) over ordered
             when 'UNIQUE_COUNT' then cast(count(*) filter (where firsts.is_first_of_value) over ordered
-                                          as decimal(38, 18))
+                                          as decimal(38, 9))
             when 'LATEST' then firsts.meter_value
         end as used_so_far
     from firsts

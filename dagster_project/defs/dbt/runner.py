@@ -1,0 +1,144 @@
+"""dbt in the pipeline's own process, on the manifest parsed at install time.
+
+A `dbt build` subprocess costs a Python start, dbt's imports and a parse of the project every
+time (the parse is invalidated by every new warehouse path and every new `--vars`): about ten
+seconds per call, twice per run. Running dbt through `dbtRunner` with the parsed manifest loaded
+once skips all three. The manifest names the warehouse's catalog (DuckDB's name for a database
+file is its stem), so it is retargeted to the warehouse of the run when it is loaded.
+
+dbt's results become Dagster events through dagster-dbt's own translation, so models are asset
+materializations and dbt tests are asset checks exactly as with `DbtCliResource`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtProject
+from dagster_dbt.asset_utils import get_subset_selection_for_context
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+from dagster_project import limits
+from dagster_project.defs.dbt.project import TARGET_DIR, dbt_project, ensure_manifest, translator
+
+
+@dataclass
+class DbtBuildResult:
+    success: bool
+    failures: list[str] = field(default_factory=list)  # one readable line per failed node
+    events: list = field(default_factory=list)         # Dagster events, in dbt's order
+
+
+@cache
+def _parsed_manifest(path: str, modified: float):
+    """dbt's Manifest object from the parse state (`partial_parse.msgpack`), read once per process."""
+    from dbt.contracts.graph.manifest import Manifest
+    from dbt.parser.manifest import extended_mashumuro_decoder
+
+    return Manifest.from_msgpack(Path(path).read_bytes(), decoder=extended_mashumuro_decoder)
+
+
+@cache
+def _manifest_json(path: str, modified: float) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def manifest_for(catalog: str, project: DbtProject = dbt_project):
+    """The parsed manifest with its relations in the warehouse's catalog."""
+    ensure_manifest(project)
+    state = TARGET_DIR / "partial_parse.msgpack"
+    manifest = _parsed_manifest(str(state), state.stat().st_mtime)
+    for nodes in (manifest.nodes, manifest.sources, manifest.unit_tests):
+        for node in nodes.values():
+            current = getattr(node, "database", None)
+            if current is None or current == catalog:
+                continue
+            node.database = catalog
+            if getattr(node, "relation_name", None):
+                node.relation_name = node.relation_name.replace(f'"{current}".', f'"{catalog}".', 1)
+    return manifest
+
+
+def catalog_name(warehouse: Path) -> str:
+    """DuckDB's catalog name for a database file, as dbt-duckdb derives it."""
+    return warehouse.stem
+
+
+def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, as_of: str, select: str | None,
+              exclude: str | None, target_path: Path, verbose: bool = False,
+              on_node_done: Callable[[str, str], None] | None = None) -> DbtBuildResult:
+    """`dbt build` of the selection (subsetted as Dagster asks) on the warehouse, in this process."""
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import msg_to_dict
+
+    manifest_json = _manifest_json(str(dbt_project.manifest_path), dbt_project.manifest_path.stat().st_mtime)
+    selection, indirect = get_subset_selection_for_context(
+        context, manifest_json, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
+    if indirect is not None:
+        os.environ["DBT_INDIRECT_SELECTION"] = indirect
+    # profiles.yml reads the warehouse path from the environment
+    os.environ["TALLY_WAREHOUSE"] = str(warehouse)
+
+    result = DbtBuildResult(success=False)
+    raw_events: list[dict] = []
+
+    def collect(message) -> None:
+        name = message.info.name
+        if name in ("LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"):
+            raw = msg_to_dict(message)
+            raw_events.append(raw)
+            if on_node_done is not None:
+                node = raw["data"].get("node_info", {})
+                on_node_done(node.get("node_name", ""), raw["data"].get("status", ""))
+
+    args = ["build", "--project-dir", str(dbt_project.project_dir), "--profiles-dir", str(dbt_project.profiles_dir),
+            "--target-path", str(target_path), "--log-path", str(target_path), "--no-write-json",
+            "--vars", json.dumps({"as_of": as_of, **limits.dbt_vars()}), *selection,
+            # unit tests check SQL logic, not data: the test suite runs them (tests/test_dbt_unit.py)
+            "--exclude-resource-type", "unit_test"]
+    if not verbose:
+        args += ["--log-level", "none"]
+    try:
+        outcome = dbtRunner(manifest=manifest_for(catalog_name(warehouse)), callbacks=[collect]).invoke(args)
+    finally:
+        _release_warehouse()
+    for raw in raw_events:
+        message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+        result.events.extend(message.to_default_asset_events(manifest=manifest_json, dagster_dbt_translator=translator,
+                                                             context=context, target_path=target_path,
+                                                             project=dbt_project))
+    result.success = outcome.success
+    node_results = getattr(outcome.result, "results", None) or []
+    result.failures = [_failure_line(r) for r in node_results if str(r.status) in ("error", "fail")]
+    if not outcome.success and not result.failures:
+        text = str(outcome.exception or "").strip()
+        result.failures.append(text.splitlines()[0] if text else "dbt build failed")
+    return result
+
+
+def _release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open between invocations in a process, so the
+    pipeline's next step can open the file with its own settings (read-only, for one)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _failure_line(node_result) -> str:
+    """What failed, where, in one line: a test with its failing row count, a model with its error."""
+    node = node_result.node
+    if node.resource_type == "test":
+        return f"dbt test {node.name} failed: {node_result.failures or 'some'} row(s) break it"
+    lines = [line.strip() for line in (node_result.message or "").splitlines() if line.strip()]
+    # dbt's message opens with "Runtime Error in model <name> (<path>)"; what went wrong follows
+    detail = next((line for line in lines if " Error in " not in line and not line.startswith("compiled")),
+                  lines[0] if lines else "error")
+    return f"dbt {node.resource_type} {node.name}: {detail}"
