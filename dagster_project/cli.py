@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                              _resolve("warehouse", args.warehouse))
     if args.command == "run":
         paths = {flag: _resolve(flag, getattr(args, flag)) for flag in PATH_FLAGS}
-        return _run(paths, args.as_of or datetime.now(UTC).date())
+        return _run(paths, args.as_of or datetime.now(UTC).date(), months=args.month,
+                    full_refresh=args.full_refresh)
     return _demo(args.as_of)
 
 
@@ -61,9 +62,14 @@ def _parser() -> argparse.ArgumentParser:
                               help="load, meter, rate, invoice, check and publish up to --as-of")
     _add_path_flags(run)
     run.add_argument("--as-of", type=date.fromisoformat, help="the run's date, YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--month", type=_month, action="append",
+                     help="backfill: re-meter and re-rate only this billing month, YYYY-MM (repeatable); drafts are "
+                          "recomputed, final invoices republished unchanged")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild metering from raw events instead of from the last checkpoint")
 
     entitlements = commands.add_parser("entitlements", parents=[common],
-                                       help="what an account may use, from the warehouse")
+                                       help="what an account may use, from the published warehouse")
     entitlements.add_argument("account_id")
     entitlements.add_argument("--at", type=_utc_timestamp, help="ISO-8601 timestamp (default: now, UTC)")
     entitlements.add_argument("--warehouse", help="TALLY_WAREHOUSE, default warehouse/tally.duckdb")
@@ -81,6 +87,13 @@ def _version() -> str:
     return f"{parts[0]} ({', '.join(parts[1:])})"
 
 
+def _month(text: str) -> str:
+    date.fromisoformat(f"{text}-01")
+    if len(text) != 7:
+        raise ValueError(text)
+    return text
+
+
 def _utc_timestamp(text: str) -> datetime:
     """ISO 8601; an offset is converted to UTC, none means UTC (SPEC 3.2). Returned naive, in UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -95,11 +108,13 @@ def _entitlements(account_id: str, at: datetime, warehouse_path: Path) -> int:
     import duckdb
 
     from dagster_project.entitlements import EntitlementLookupError, access_at, describe
+    from dagster_project.publication import publication_for
 
-    if not warehouse_path.exists():
-        _error(f"no warehouse at {warehouse_path}: run `tally run` first")
+    published = publication_for(warehouse_path).database
+    if not published.exists():
+        _error(f"no published warehouse at {published}: run `tally run` first")
         return EXIT_FAILED
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = duckdb.connect(str(published), read_only=True)
     try:
         print(describe(access_at(con, account_id, at)))
     except EntitlementLookupError as exc:
@@ -137,7 +152,7 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def _run(paths: dict[str, Path], as_of: date) -> int:
+def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, full_refresh: bool = False) -> int:
     from dagster_project import run_lock
     from dagster_project.ingestion.reference_data import DataDirectoryError, check_data_directory
 
@@ -160,31 +175,37 @@ def _run(paths: dict[str, Path], as_of: date) -> int:
         _error(f"cannot use the warehouse {paths['warehouse']}: {exc.strerror or exc}")
         return EXIT_FAILED
     try:
-        return _execute(paths, as_of, catalog)
+        return _execute(paths, as_of, catalog, months, full_refresh)
     finally:
         run_lock.release(paths["warehouse"])
 
 
-def _execute(paths: dict[str, Path], as_of: date, catalog) -> int:
+def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | None, full_refresh: bool) -> int:
     for flag, (variable, _) in PATH_FLAGS.items():
         os.environ[variable] = str(paths[flag])
     print(f"tally run as of {as_of}: config {paths['config']}, data {paths['data']}", flush=True)
 
     from dagster_project.definitions import PIPELINE_JOB, defs
-    from dagster_project.defs.partitions import add_billing_months, billing_range, run_config, run_tags
+    from dagster_project.defs.partitions import (
+        BACKFILL_TAG,
+        add_billing_months,
+        billing_range,
+        run_config,
+        run_tags,
+    )
     from dagster_project.defs.progress import PROGRESS_VARIABLE, is_verbose
 
     job = defs.resolve_job_def(PIPELINE_JOB)
-    config = run_config(as_of)
+    config = run_config(as_of, full_refresh)
     if not is_verbose():
         # each step prints its own line; failures are summarized below
         config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     os.environ[PROGRESS_VARIABLE] = "bar" if sys.stdout.isatty() else "lines"
-    keys = billing_range(paths["data"], as_of, catalog)
+    keys = sorted(months) if months else billing_range(paths["data"], as_of, catalog)
+    tags = {**run_tags(keys), **({BACKFILL_TAG: "cli"} if months else {})}
     with _instance() as instance:
         add_billing_months(instance, keys)
-        result = job.execute_in_process(run_config=config, tags=run_tags(keys), instance=instance,
-                                        raise_on_error=False)
+        result = job.execute_in_process(run_config=config, tags=tags, instance=instance, raise_on_error=False)
         if not result.success:
             _print_failures(result)
             return EXIT_FAILED

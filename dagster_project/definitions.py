@@ -29,13 +29,14 @@ from dagster_project.defs.invoicing.checks import (  # noqa: E402
     invoice_totals_reconcile,
 )
 from dagster_project.defs.partitions import billing_months  # noqa: E402
-from dagster_project.defs.publishing.assets import published_invoices  # noqa: E402
+from dagster_project.defs.publishing.assets import published_invoices, published_warehouse  # noqa: E402
 from dagster_project.defs.rating.assets import rated_lines  # noqa: E402
 from dagster_project.defs.resources import (  # noqa: E402
     BillingClock,
     DataDirectoryResource,
     InvoicesDirectoryResource,
     PricingCatalogResource,
+    RunOptions,
     WarehouseResource,
 )
 
@@ -50,7 +51,7 @@ tally_pipeline = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[pricing_catalog, reference_data, raw_events, dbt_metering, rated_lines, invoices, dbt_billing_marts,
-            published_invoices],
+            published_invoices, published_warehouse],
     asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless, invoice_expectations],
     jobs=[tally_pipeline],
     schedules=[daily_billing],
@@ -61,5 +62,6 @@ defs = dg.Definitions(
         "warehouse": WarehouseResource(path=dg.EnvVar("TALLY_WAREHOUSE")),
         "invoices_dir": InvoicesDirectoryResource(invoices_dir=dg.EnvVar("TALLY_INVOICES_DIR")),
         "billing_clock": BillingClock(),
+        "options": RunOptions(),
     },
 )

@@ -1,4 +1,5 @@
-"""Entitlement checks at a moment (SPEC 4.8), read straight from the warehouse: fast, read-only.
+"""Entitlement checks at a moment (SPEC 4.8), read from the published warehouse: fast, read-only,
+and never in a run's way.
 
 An unmetered feature is allowed while the plan that grants it is assigned. A metered one is
 allowed while its meter's usage in the current cycle, up to the moment asked about, is below the
@@ -12,17 +13,22 @@ from decimal import Decimal
 
 import duckdb
 
-_USED_SO_FAR = """
-select
-    case ?
-        when 'COUNT' then cast(count(*) as decimal(38, 9))
-        when 'SUM' then coalesce(sum(meter_value), 0)
-        when 'MAX' then coalesce(max(meter_value), 0)
-        when 'UNIQUE_COUNT' then cast(count(distinct distinct_value) as decimal(38, 9))
-        when 'LATEST' then coalesce(arg_max(meter_value, (event_at, event_id)), 0)
-    end
-from intermediate.int_events_metered
-where cycle_id = ? and meter_name = ? and event_at <= ?
+from dagster_project.catalog.filters import meter_quantity_sql
+from dagster_project.publication import bucket_sql
+
+# the meter's own quantity rule (catalog.filters.QUANTITY_SQL) over its events up to a moment
+_USED_SO_FAR = f"""
+with metered as (
+    select event_at, event_id, unnest(meter_values) as meter
+    from marts.events
+    where bucket = {bucket_sql('?')} and account_id = ? and cycle_id = ? and status = 'metered' and event_at <= ?
+),
+values as (
+    select event_at, event_id, meter.meter_value as meter_value, meter.distinct_value as distinct_value
+    from metered
+    where meter.meter_name = ?
+)
+select {{quantity}} from values
 """
 
 
@@ -75,7 +81,8 @@ def access_at(con: duckdb.DuckDBPyConnection, account_id: str, at: datetime) -> 
         if meter is None:
             features.append(FeatureAccess(feature, name, allowed=True))
             continue
-        used = con.execute(_USED_SO_FAR, [aggregation, cycle_id, meter, at]).fetchall()[0][0]
+        sql = _USED_SO_FAR.replace("{quantity}", meter_quantity_sql(aggregation))
+        used = con.execute(sql, [account_id, account_id, cycle_id, at, meter]).fetchall()[0][0]
         features.append(FeatureAccess(feature, name, allowed=used < limit, limit=limit, used=used))
     return AccountAccess(account_id, at, plan, start, end, features)
 

@@ -177,6 +177,21 @@ create table if not exists raw.event_load_problems (
     is_error boolean                    -- false: a note (an incomplete last line left for later)
 );
 
+-- The last successful metering, written after dbt metering succeeded (defs/dbt/checkpoint.py):
+-- the next run meters the batches after through_batch and the accounts whose state changed.
+create table if not exists billing.metering_checkpoint (
+    run_number integer not null,          -- int_events.metered_run of the rows this run computed
+    through_batch integer not null,
+    schemas_fingerprint varchar not null, -- event schemas it validated with: a change re-meters all
+    horizon_date date not null,           -- cycles were generated through this day
+    checkpointed_at timestamp not null
+);
+
+create table if not exists billing.metering_account_states (
+    account_id varchar primary key,
+    state_hash varchar not null
+);
+
 -- State left by earlier runs that metering needs: which cycles are final, and after which load
 -- batch. Events of a final cycle loaded in a later batch are `late` (SPEC 3.2).
 create or replace view billing.final_cycles as

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the project, the shared conformance cases and the real `tally`."""
+"""Shared fixtures: paths to the project, its behaviour cases (tests/cases) and the real `tally`."""
 from __future__ import annotations
 
 import os
@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CASES = SHARED / "conformance" / "cases"
+CASES = ROOT / "tests" / "cases"
 TALLY = Path(sys.executable).with_name("tally")
 
 
@@ -28,7 +27,7 @@ def run_tally(*args: str, cwd: Path | None = None, home: Path | None = None) -> 
 
 @pytest.fixture
 def case_copy(tmp_path):
-    """Copy a conformance case's config and data (events included) into tmp_path/config, tmp_path/data."""
+    """Copy a case's config and data (events included) into tmp_path/config, tmp_path/data."""
 
     def copy(name: str) -> Path:
         shutil.copytree(CASES / name / "pricing_config", tmp_path / "config")

@@ -168,6 +168,23 @@ def meter_value_sql(aggregation: str, attribute: str | None, unique_by: str | No
     return attribute_sql(attribute), "cast(null as varchar)"
 
 
+# What a meter's quantity is, over its events' values (SPEC 2.2), defined once: dbt aggregates a
+# cycle (int_meter_usage) and a day (fct_usage_daily) with it, the entitlement crossings run it as
+# a window ({window}: " over <window>"), and `tally entitlements` counts up to a moment with it.
+QUANTITY_SQL = {
+    "COUNT": f"cast(count(*){{window}} as {METER_DECIMAL})",
+    "SUM": "coalesce(sum(meter_value){window}, 0)",
+    "MAX": "coalesce(max(meter_value){window}, 0)",
+    "UNIQUE_COUNT": f"cast(count(distinct distinct_value){{window}} as {METER_DECIMAL})",
+    "LATEST": "coalesce(arg_max(meter_value, (event_at, event_id)){window}, 0)",  # ties: the greatest id
+}
+
+
+def meter_quantity_sql(aggregation: str, window: str = "") -> str:
+    """The quantity of a meter's events (columns meter_value, distinct_value, event_at, event_id)."""
+    return QUANTITY_SQL[aggregation].replace("{window}", window)
+
+
 def compile_filter(node: FilterNode | None) -> str:
     """SQL boolean expression (DuckDB dialect) that is never NULL."""
     if node is None:

@@ -85,8 +85,30 @@ def run_tags(keys: list[str]) -> dict[str, str]:
     return {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
 
 
-def run_config(as_of: date) -> dict:
-    return {"resources": {"billing_clock": {"config": {"as_of": as_of.isoformat()}}}}
+def run_config(as_of: date, full_refresh: bool = False) -> dict:
+    config = {"resources": {"billing_clock": {"config": {"as_of": as_of.isoformat()}}}}
+    if full_refresh:
+        config["resources"]["options"] = {"config": {"full_refresh": True}}
+    return config
+
+
+BACKFILL_TAG = "tally/backfill"
+
+
+def backfill_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
+    """The billing months a backfill re-meters (first, last), or None for an ordinary run.
+
+    A backfill is `tally run --month` (tag tally/backfill) or a Dagster backfill of partitions;
+    its months' cycles are recomputed from their events, the others kept.
+    """
+    tags = context.run.tags
+    if not (tags.get(BACKFILL_TAG) or "dagster/backfill" in tags):
+        return None
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"], tags["dagster/partition"]
+    if RANGE_START_TAG in tags:
+        return tags[RANGE_START_TAG], tags[RANGE_END_TAG]
+    return None
 
 
 def month_range(context: dg.AssetExecutionContext) -> tuple[date, date]:

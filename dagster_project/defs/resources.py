@@ -84,3 +84,10 @@ class BillingClock(dg.ConfigurableResource):
 
     def today(self) -> date:
         return date.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC).date()
+
+
+class RunOptions(dg.ConfigurableResource):
+    """How a run meters: full_refresh rebuilds every metering table from raw events (the same
+    result as the incremental runs that led here, at the cost of reading every event again)."""
+
+    full_refresh: bool = False

@@ -1,9 +1,16 @@
 {{ config(meta={'dagster': {'ref': {'name': 'fct_meter_usage'}}}) }}
--- Additive meters: a cycle's quantity and event_count are exactly those of its metered events.
-with usage as (
+-- Additive meters: a cycle's quantity and event_count are exactly those of its metered events
+-- (checked on the cycles this run recomputed).
+with recomputed as (
+
+    select * from {{ ref('int_recomputed_cycles') }}
+
+),
+
+usage as (
 
     select * from {{ ref('fct_meter_usage') }}
-    where aggregation in ('COUNT', 'SUM')
+    where aggregation in ('COUNT', 'SUM') and cycle_id in (select cycle_id from recomputed)
 
 ),
 
@@ -11,6 +18,7 @@ metered as (
 
     select cycle_id, meter_name, sum(meter_value) as value_sum, count(*) as events
     from {{ ref('int_events_metered') }}
+    where cycle_id in (select cycle_id from recomputed)
     group by cycle_id, meter_name
 
 )

@@ -69,8 +69,8 @@ def catalog_name(warehouse: Path) -> str:
     return warehouse.stem
 
 
-def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, as_of: str, select: str | None,
-              exclude: str | None, target_path: Path, verbose: bool = False,
+def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict, select: str | None,
+              exclude: str | None, target_path: Path, full_refresh: bool = False, verbose: bool = False,
               on_node_done: Callable[[str, str], None] | None = None) -> DbtBuildResult:
     """`dbt build` of the selection (subsetted as Dagster asks) on the warehouse, in this process."""
     from dbt.cli.main import dbtRunner
@@ -98,9 +98,11 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, as_of: str, se
 
     args = ["build", "--project-dir", str(dbt_project.project_dir), "--profiles-dir", str(dbt_project.profiles_dir),
             "--target-path", str(target_path), "--log-path", str(target_path), "--no-write-json",
-            "--vars", json.dumps({"as_of": as_of, **limits.dbt_vars()}), *selection,
+            "--vars", json.dumps({**dbt_vars, **limits.dbt_vars()}), *selection,
             # unit tests check SQL logic, not data: the test suite runs them (tests/test_dbt_unit.py)
             "--exclude-resource-type", "unit_test"]
+    if full_refresh:
+        args.append("--full-refresh")
     if not verbose:
         args += ["--log-level", "none"]
     try:

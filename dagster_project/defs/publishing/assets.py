@@ -11,6 +11,8 @@ from dagster_project.defs.partitions import billing_months, month_range
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, WarehouseResource
 from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
+from dagster_project.publication import publication_for
+from dagster_project.publication import publish as publish_warehouse
 
 
 @dg.asset(group_name="publishing", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
@@ -40,3 +42,20 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                                           "files_written": published.written, "files_unchanged": published.unchanged,
                                           "files_removed": published.removed, "directory": str(directory),
                                           "dagster/row_count": len(documents)})
+
+
+@dg.asset(group_name="publishing", deps=[published_invoices], kinds={"python", "duckdb", "parquet"},
+          owners=["team:billing"],
+          description="The marts published for readers: Parquet files and <warehouse>.published.duckdb, a file of "
+                      "views over them, swapped in atomically after a successful run (BI tools, notebooks and "
+                      "`tally entitlements` read it; the pipeline's own file is never opened by readers).")
+def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    publication = publication_for(warehouse.absolute_path)
+    with progress(context, "warehouse") as stage:
+        with warehouse.connect(read_only=True) as con:
+            report = publish_warehouse(con, publication)
+        stage.done(f"published {report.tables} tables and the event log ({report.event_partitions_written} of "
+                   f"{report.event_partitions} partitions written) to {publication.database}")
+    return dg.MaterializeResult(metadata={
+        "database": str(publication.database), "tables": report.tables, "generation": report.generation,
+        "event_partitions_written": report.event_partitions_written, "event_partitions": report.event_partitions})

@@ -3,9 +3,9 @@
 -- adding months keeps the anchor day, clamped to the month's end: Jan 31 -> Feb 28 -> Mar 31.
 -- `assignment` anchors the grid on the start date; `calendar` on the start of the calendar unit
 -- (1st of month/quarter/year, Monday for weeks), which makes cycle 0 partial. An assignment end
--- cuts its last cycle short. Cycles are generated through the day after as_of (so the cycle that
--- starts on as_of exists: its in-advance fees are on the invoice closing the previous cycle) and
--- through the last event's day.
+-- cuts its last cycle short. Cycles are generated through int_metering_scope's horizon: the day
+-- after as_of (so the cycle that starts on as_of exists: its in-advance fees are on the invoice
+-- closing the previous cycle) and the last event's day.
 with assignments as (
 
     select * from {{ ref('stg_raw__plan_assignments') }}
@@ -18,16 +18,9 @@ plans as (
 
 ),
 
-events as (
-
-    select event_at from {{ ref('stg_raw__events') }}
-
-),
-
 horizon as (
 
-    select greatest({{ as_of_date() }} + 1, coalesce(cast(max(event_at) as date) + 1, {{ as_of_date() }})) as horizon_date
-    from events
+    select horizon_date from {{ ref('int_metering_scope') }}
 
 ),
 

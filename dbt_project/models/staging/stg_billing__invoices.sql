@@ -1,9 +1,10 @@
 {{ config(tags=['billing']) }}
-
+-- The invoices as the run will commit them: is_committed is bookkeeping of the run in progress
+-- (the billing marts are built just before publishing commits), so it is left out.
 with source as (
 
     select * from {{ source('billing', 'invoices') }}
 
 )
 
-select * exclude (document_json, document_html) from source
+select * exclude (document_json, document_html, is_committed) from source

@@ -1,14 +1,11 @@
+{{ config(materialized='view') }}
 -- Exactly one row, and one status, for every event line ever loaded (SPEC 3.2), with the meters
--- that counted it and the invoice it went to: the audit trail from invoice lines to events.
+-- that counted it and the invoice it went to: the audit trail from invoice lines to events. A
+-- view over int_events (incremental) and the invoices, so it never rewrites millions of rows
+-- because an invoice became final.
 with events as (
 
-    select * from {{ ref('int_events_assigned') }}
-
-),
-
-metered as (
-
-    select * from {{ ref('int_events_metered') }}
+    select * from {{ ref('int_events') }}
 
 ),
 
@@ -25,16 +22,6 @@ held_accounts as (
 
 ),
 
-meters_by_event as (
-
-    select
-        event_row_id,
-        list(meter_name order by meter_name) as meter_names
-    from metered
-    group by event_row_id
-
-),
-
 final as (
 
     select
@@ -46,30 +33,19 @@ final as (
         events.schema_name,
         events.account_id,
         events.event_at,
+        events.status,
         case
-            when events.assignment_status <> 'assigned' then events.assignment_status
-            when meters_by_event.event_row_id is not null then 'metered'
-            else 'unmatched'
-        end as status,
-        case
-            when events.assignment_status = 'unknown_account' and held_accounts.account_id is not null
+            when events.status = 'unknown_account' and held_accounts.account_id is not null
                 then 'account ''' || events.account_id || ''' is held back: ' || held_accounts.held_reason
-            when events.assignment_status = 'unknown_account' then 'unknown account: ' || events.account_id
-            when events.assignment_status = 'no_plan'
-                then 'no plan assignment covers ' || strftime(events.event_at, '%Y-%m-%dT%H:%M:%SZ')
-            when events.assignment_status = 'late'
-                then 'loaded after the invoice of cycle ' || events.cycle_id || ' was final'
-            when events.assignment_status = 'assigned' and meters_by_event.event_row_id is null
-                then 'no meter of plan ' || events.price_plan || ' matches'
             else events.reason
         end as reason,
-        meters_by_event.meter_names,
+        case when events.status = 'metered'
+            then list_sort({{ list_map('events.meter_values', 'x.meter_name') }}) end as meter_names,
         events.cycle_id,
         events.price_plan,
-        case when meters_by_event.event_row_id is not null then invoices.invoice_id end as invoice_id,
-        case when meters_by_event.event_row_id is not null then invoices.invoice_number end as invoice_number
+        case when events.status = 'metered' then invoices.invoice_id end as invoice_id,
+        case when events.status = 'metered' then invoices.invoice_number end as invoice_number
     from events
-    left join meters_by_event on meters_by_event.event_row_id = events.event_row_id
     left join invoices on invoices.cycle_id = events.cycle_id
     left join held_accounts on held_accounts.account_id = events.account_id
 

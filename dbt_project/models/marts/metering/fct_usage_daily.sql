@@ -1,9 +1,30 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where cycle_id in (select cycle_id from "
+             ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
+             ~ "{{ ref('int_touched_accounts') }}){% endif %}"
+) }}
+-- depends_on: {{ ref('int_touched_accounts') }}
 -- Account x meter x UTC day, for dashboards. Each day is aggregated the meter's own way (a
 -- day's UNIQUE_COUNT is that day's distinct values); days of UNIQUE_COUNT, MAX and LATEST
--- meters do not add up to the cycle's quantity, which is fct_meter_usage's.
-with metered as (
+-- meters do not add up to the cycle's quantity, which is fct_meter_usage's. Incremental by
+-- cycle, like int_meter_usage.
+{%- set meters = usage_meters() %}
 
-    select * from {{ ref('int_events_metered') }}
+with cycles_to_compute as (
+
+    select * from {{ ref('int_recomputed_cycles') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_events') }}
+    where status = 'metered'
+    {% if is_incremental() %}
+      and cycle_id in (select cycle_id from cycles_to_compute)
+    {% endif %}
 
 ),
 
@@ -13,28 +34,19 @@ meters as (
 
 ),
 
-dated as (
+exploded as (
 
-    select
-        metered.*,
-        cast(metered.event_at as date) as usage_date,
-        meters.aggregation
-    from metered
-    inner join meters on meters.meter_name = metered.meter_name
+    select account_id, cycle_id, price_plan, event_at, event_id, unnest(meter_values) as meter
+    from events
 
 ),
 
-latest_ranked as (
+values as (
 
     select
-        account_id,
-        meter_name,
-        usage_date,
-        meter_value,
-        row_number() over (partition by account_id, meter_name, usage_date order by event_at desc, event_id desc)
-            as recency
-    from dated
-    where aggregation = 'LATEST'
+        account_id, cycle_id, price_plan, event_at, event_id, cast(event_at as date) as usage_date,
+        meter.meter_name as meter_name, meter.meter_value as meter_value, meter.distinct_value as distinct_value
+    from exploded
 
 ),
 
@@ -45,14 +57,11 @@ aggregated as (
         cycle_id,
         price_plan,
         meter_name,
-        aggregation,
         usage_date,
         count(*) as event_count,
-        sum(meter_value) as sum_value,
-        max(meter_value) as max_value,
-        count(distinct distinct_value) as unique_count
-    from dated
-    group by account_id, cycle_id, price_plan, meter_name, aggregation, usage_date
+        {{ meter_quantity(meters) }} as quantity
+    from values
+    group by account_id, cycle_id, price_plan, meter_name, usage_date
 
 ),
 
@@ -65,18 +74,12 @@ final as (
         aggregated.cycle_id,
         aggregated.price_plan,
         aggregated.meter_name,
-        aggregated.aggregation,
+        meters.aggregation,
         aggregated.usage_date,
-        {{ meter_quantity('aggregated.aggregation', 'aggregated.event_count', 'aggregated.sum_value',
-                          'aggregated.max_value', 'latest_ranked.meter_value', 'aggregated.unique_count') }}
-            as quantity,
+        aggregated.quantity,
         aggregated.event_count
     from aggregated
-    left join latest_ranked
-        on latest_ranked.account_id = aggregated.account_id
-        and latest_ranked.meter_name = aggregated.meter_name
-        and latest_ranked.usage_date = aggregated.usage_date
-        and latest_ranked.recency = 1
+    inner join meters on meters.meter_name = aggregated.meter_name
 
 )
 

@@ -1,0 +1,49 @@
+"""Incremental metering's bookkeeping: what the last successful metering covered.
+
+dbt meters incrementally (int_events, int_meter_usage, ...): a run computes the event batches
+loaded after the checkpoint's through_batch and every event of the accounts whose metering state
+(assignments, plan settings) differs from the checkpoint's. The checkpoint is written only after
+the whole dbt metering build and its tests passed, in one transaction; a run that dies before it
+is simply repeated by the next (its incremental steps replace rows by key, so nothing doubles).
+A full refresh rebuilds every metering table from raw events: asked for, or needed because there
+is no checkpoint yet or the event schemas changed (every event's validation depends on them).
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+
+from dagster_project.warehouse import scalar, table_exists
+
+
+def full_refresh_reason(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str) -> str | None:
+    """Why metering must be rebuilt from raw events, or None when it can be incremental."""
+    if not table_exists(con, "intermediate", "int_events"):
+        return "first metering of this warehouse"
+    checkpoint = con.execute("select schemas_fingerprint from billing.metering_checkpoint").fetchall()
+    if not checkpoint:
+        return "no metering checkpoint"
+    if checkpoint[0][0] != schemas_fingerprint:
+        return "the event schemas changed"
+    return None
+
+
+def next_run_number(con: duckdb.DuckDBPyConnection) -> int:
+    """The number this metering run gives the rows it computes (int_events.metered_run)."""
+    return (scalar(con, "select max(run_number) from billing.metering_checkpoint") or 0) + 1
+
+
+def write_checkpoint(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, run_number: int) -> int:
+    """Record what this run metered (from intermediate.int_metering_scope); returns through_batch."""
+    through_batch = scalar(con, "select to_batch from intermediate.int_metering_scope")
+    con.execute("begin transaction")
+    con.execute("delete from billing.metering_checkpoint")
+    con.execute("insert into billing.metering_checkpoint select ?, to_batch, ?, horizon_date, ? "
+                "from intermediate.int_metering_scope",
+                [run_number, schemas_fingerprint, datetime.now(UTC).replace(tzinfo=None)])
+    con.execute("delete from billing.metering_account_states")
+    con.execute("insert into billing.metering_account_states select account_id, state_hash "
+                "from intermediate.int_account_states")
+    con.execute("commit")
+    return through_batch

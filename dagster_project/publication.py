@@ -1,0 +1,169 @@
+"""The published warehouse: what readers (BI tools, notebooks, `tally entitlements`) open.
+
+The pipeline's DuckDB file is the pipeline's alone: DuckDB allows one writer, and a reader that
+opens it (most BI tools open read-write) locks runs out. So after each successful run the marts
+are published as Parquet files plus a small DuckDB file of views over them,
+`<warehouse>.published.duckdb`, replaced atomically (a rename). A reader opens it read-only: it
+never blocks a run, never sees half a run, and keeps reading the previous publication while a
+run writes the next one. The files of the previous publication are kept, so a connection opened
+before a swap can still read; older ones are removed.
+
+The event pipeline log is the one table that grows with events: its files are partitioned by
+load batch and account bucket and rewritten only where the run metered events
+(int_events.metered_run), so a daily run writes its day, not the history.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from dagster_project.warehouse import scalar
+
+EVENT_BUCKETS = 16
+MANIFEST = "manifest.json"
+# the event log's columns as published; the reason of a held account's events and the invoice
+# come from the views, as in the warehouse (marts.event_pipeline_log)
+_EVENT_COLUMNS = ("event_row_id, event_id, file_name, line_number, batch_id, schema_name, account_id, event_at, "
+                  "status, reason, cycle_id, price_plan, meter_values")
+
+
+@dataclass(frozen=True)
+class Publication:
+    database: Path      # the DuckDB file of views readers open
+    directory: Path     # its Parquet files and manifest
+
+
+@dataclass(frozen=True)
+class PublicationReport:
+    tables: int
+    event_partitions_written: int
+    event_partitions: int
+    generation: int
+
+
+def publication_for(warehouse: Path) -> Publication:
+    base = warehouse.with_suffix("")
+    return Publication(database=base.with_name(base.name + ".published.duckdb"),
+                       directory=base.with_name(base.name + ".published"))
+
+
+def bucket_sql(column: str) -> str:
+    """The account bucket of the event log's files (readers filter on it to read one bucket)."""
+    return f"hash({column}) % {EVENT_BUCKETS}"
+
+
+def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> PublicationReport:
+    """Write this run's publication and swap it in; con is the pipeline's warehouse."""
+    directory = publication.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = _read_manifest(directory)
+    generation = previous.get("generation", 0) + 1
+    folder = directory / f"g{generation:06d}"
+    shutil.rmtree(folder, ignore_errors=True)  # a run that died while writing it
+    folder.mkdir()
+
+    tables = {}
+    for (name,) in con.execute("select table_name from information_schema.tables where table_schema = 'marts' "
+                               "and table_type = 'BASE TABLE' order by 1").fetchall():
+        path = folder / f"{name}.parquet"
+        con.execute(f"copy (select * from marts.{name}) to '{path}' (format parquet)")
+        tables[name] = str(path)
+    for name, sql in (("held_accounts", "select * from staging.stg_input_problems__held_accounts"),
+                      ("plan_entitlements", "select * from config.plan_entitlements"),
+                      ("usage_meters", "select * from config.usage_meters")):
+        path = folder / f"{name}.parquet"
+        con.execute(f"copy ({sql}) to '{path}' (format parquet)")
+        tables[name] = str(path)
+
+    published_run = previous.get("metered_run", 0)
+    partitions = dict(previous.get("event_partitions", {}))
+    changed = con.execute(f"select distinct batch_id, {bucket_sql('account_id')} from intermediate.int_events "
+                          f"where metered_run > ?", [published_run]).fetchall()
+    if changed:
+        con.execute("create or replace temp table changed_partitions (batch_id integer, bucket ubigint)")
+        con.executemany("insert into changed_partitions values (?, ?)", changed)
+        con.execute(f"""
+            copy (
+                select {_EVENT_COLUMNS}, {bucket_sql('account_id')} as bucket
+                from intermediate.int_events
+                where (batch_id, {bucket_sql('account_id')}) in (select (batch_id, bucket) from changed_partitions)
+            ) to '{folder / "events"}' (format parquet, partition_by (batch_id, bucket))""")
+        for batch_id, bucket in changed:
+            partitions[f"{batch_id}/{bucket}"] = str(folder / "events" / f"batch_id={batch_id}" / f"bucket={bucket}")
+    metered_run = scalar(con, "select coalesce(max(metered_run), 0) from intermediate.int_events")
+
+    staging = publication.database.with_name(publication.database.name + ".new")
+    staging.unlink(missing_ok=True)
+    _write_views(staging, tables, sorted(partitions.values()))
+    manifest = {"generation": generation, "metered_run": metered_run, "tables": tables,
+                "event_partitions": partitions, "previous_folder": previous.get("folder"), "folder": str(folder)}
+    (directory / (MANIFEST + ".new")).write_text(json.dumps(manifest, indent=1))
+    os.replace(staging, publication.database)  # the swap readers see
+    os.replace(directory / (MANIFEST + ".new"), directory / MANIFEST)
+    _remove_unreferenced(directory, manifest, previous)
+    return PublicationReport(tables=len(tables), event_partitions_written=len(changed),
+                             event_partitions=len(partitions), generation=generation)
+
+
+def _write_views(path: Path, tables: dict[str, str], event_folders: list[str]) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("create schema marts")
+        con.execute("create schema config")
+        for name, file in tables.items():
+            schema = "config" if name in ("plan_entitlements", "usage_meters") else "marts"
+            con.execute(f"create view {schema}.{name} as select * from read_parquet('{file}')")
+        files = [f"{folder}/*.parquet" for folder in event_folders]
+        source = (f"read_parquet({files!r}, hive_partitioning = true)" if files else
+                  "(select * from (select null::bigint as event_row_id, null::varchar as event_id, null::varchar "
+                  "as file_name, null::bigint as line_number, null::integer as batch_id, null::varchar as "
+                  "schema_name, null::varchar as account_id, null::timestamp as event_at, null::varchar as status, "
+                  "null::varchar as reason, null::varchar as cycle_id, null::varchar as price_plan, "
+                  "null::struct(meter_name varchar, meter_value decimal(38, 9), distinct_value varchar)[] "
+                  "as meter_values, null::ubigint as bucket) where false)")
+        con.execute(f"create view marts.events as select * from {source}")
+        con.execute("""
+            create view marts.event_pipeline_log as
+            select
+                events.event_row_id, events.event_id, events.file_name, events.line_number, events.batch_id,
+                events.schema_name, events.account_id, events.event_at, events.status,
+                case when events.status = 'unknown_account' and held.account_id is not null
+                     then 'account ''' || events.account_id || ''' is held back: ' || held.held_reason
+                     else events.reason end as reason,
+                case when events.status = 'metered'
+                     then list_sort(list_transform(events.meter_values, lambda x: x.meter_name)) end as meter_names,
+                events.cycle_id, events.price_plan,
+                case when events.status = 'metered' then invoices.invoice_id end as invoice_id,
+                case when events.status = 'metered' then invoices.invoice_number end as invoice_number
+            from marts.events as events
+            left join marts.fct_invoices as invoices on invoices.cycle_id = events.cycle_id and invoices.kind = 'cycle'
+            left join marts.held_accounts as held on held.account_id = events.account_id""")
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+def _read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _remove_unreferenced(directory: Path, manifest: dict, previous: dict) -> None:
+    """Keep the generation folders the current and the previous publication read; remove the rest."""
+    paths = [*manifest["tables"].values(), *manifest["event_partitions"].values(),
+             *previous.get("tables", {}).values(), *previous.get("event_partitions", {}).values()]
+    referenced = {_generation_of(Path(path), directory) for path in paths}
+    for folder in directory.glob("g*"):
+        if folder.is_dir() and folder not in referenced:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _generation_of(path: Path, directory: Path) -> Path:
+    while path.parent != directory and path.parent != path:
+        path = path.parent
+    return path

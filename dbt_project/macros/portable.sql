@@ -1,0 +1,52 @@
+{#-
+    The DuckDB-only SQL of the project, behind dispatchable macros: to run the models on another
+    engine (Spark through dbt-spark is the next step), implement these for its adapter
+    (`spark__latest_value`, ...). The README lists them. The meter SQL compiled in Python
+    (dagster_project/catalog/filters.py) uses MAP access too: see attribute_value / dimension_value.
+-#}
+
+{#- The value of the latest row by an ordering (ties: the greatest of the next columns). -#}
+{% macro latest_value(value, order_by) -%}
+    {{ return(adapter.dispatch('latest_value', 'tally')(value, order_by)) }}
+{%- endmacro %}
+{% macro duckdb__latest_value(value, order_by) -%}
+    arg_max({{ value }}, ({{ order_by | join(', ') }}))
+{%- endmacro %}
+
+{#- Keep the elements of a list for which a predicate over `x` holds. -#}
+{% macro list_where(list, predicate) -%}
+    {{ return(adapter.dispatch('list_where', 'tally')(list, predicate)) }}
+{%- endmacro %}
+{% macro duckdb__list_where(list, predicate) -%}
+    list_filter({{ list }}, lambda x: {{ predicate }})
+{%- endmacro %}
+
+{#- Map each element `x` of a list through an expression. -#}
+{% macro list_map(list, expression) -%}
+    {{ return(adapter.dispatch('list_map', 'tally')(list, expression)) }}
+{%- endmacro %}
+{% macro duckdb__list_map(list, expression) -%}
+    list_transform({{ list }}, lambda x: {{ expression }})
+{%- endmacro %}
+
+{#- The keys of a MAP column, and a value by key. -#}
+{% macro map_keys_of(map) -%}
+    {{ return(adapter.dispatch('map_keys_of', 'tally')(map)) }}
+{%- endmacro %}
+{% macro duckdb__map_keys_of(map) -%}
+    map_keys({{ map }})
+{%- endmacro %}
+{% macro map_value(map, key) -%}
+    {{ return(adapter.dispatch('map_value', 'tally')(map, key)) }}
+{%- endmacro %}
+{% macro duckdb__map_value(map, key) -%}
+    {{ map }}[{{ key }}]
+{%- endmacro %}
+
+{#- A struct literal from (name, expression) pairs, and an empty list of such structs. -#}
+{% macro struct_of(fields) -%}
+    {{ return(adapter.dispatch('struct_of', 'tally')(fields)) }}
+{%- endmacro %}
+{% macro duckdb__struct_of(fields) -%}
+    { {%- for name, expression in fields %}'{{ name }}': {{ expression }}{% if not loop.last %}, {% endif %}{% endfor -%} }
+{%- endmacro %}

@@ -1,0 +1,110 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where cycle_id in (select cycle_id from "
+             ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
+             ~ "{{ ref('int_touched_accounts') }}){% endif %}"
+) }}
+-- depends_on: {{ ref('int_touched_accounts') }}
+-- For each cycle x metered entitlement whose usage went past its limit: exceeded_at, the
+-- timestamp of the event that took the running usage (sum, count, distinct count, max) past the
+-- limit; for a LATEST gauge, the first event of the final stretch above it. Incremental by cycle,
+-- like int_meter_usage.
+{%- set meters = usage_meters() %}
+
+with cycles_to_compute as (
+
+    select * from {{ ref('int_recomputed_cycles') }}
+
+),
+
+cycles as (
+
+    select * from {{ ref('int_billing_cycles') }}
+
+),
+
+entitlements as (
+
+    select * from {{ ref('stg_config__plan_entitlements') }}
+    where meter_name is not null
+
+),
+
+meters as (
+
+    select * from {{ ref('stg_config__usage_meters') }}
+
+),
+
+events as (
+
+    select * from {{ ref('int_events_metered') }}
+    where meter_name in (select meter_name from entitlements)
+    {% if is_incremental() %}
+      and cycle_id in (select cycle_id from cycles_to_compute)
+    {% endif %}
+
+),
+
+running as (
+
+    select
+        cycle_id,
+        account_id,
+        meter_name,
+        event_at,
+        event_id,
+        {{ meter_quantity(meters, window=' over ordered') }} as used_so_far
+    from events
+    window ordered as (
+        partition by cycle_id, meter_name order by event_at, event_id
+        rows between unbounded preceding and current row
+    )
+
+),
+
+limited as (
+
+    select
+        running.*,
+        entitlements.usage_limit,
+        entitlements.feature
+    from running
+    inner join cycles on cycles.cycle_id = running.cycle_id
+    inner join entitlements
+        on entitlements.plan_name = cycles.price_plan and entitlements.meter_name = running.meter_name
+
+),
+
+last_within_limit as (
+
+    -- for a LATEST gauge, usage can fall back under the limit: it was exceeded from the first
+    -- event after the last one within the limit
+    select cycle_id, feature, max(event_at) as last_within_at
+    from limited
+    where used_so_far <= usage_limit
+    group by cycle_id, feature
+
+),
+
+final as (
+
+    select
+        limited.cycle_id || '/' || limited.feature as entitlement_crossing_id,
+        limited.cycle_id,
+        limited.account_id,
+        limited.feature,
+        min(limited.event_at) as exceeded_at
+    from limited
+    left join last_within_limit
+        on last_within_limit.cycle_id = limited.cycle_id and last_within_limit.feature = limited.feature
+    inner join meters on meters.meter_name = limited.meter_name
+    where limited.used_so_far > limited.usage_limit
+      and (meters.aggregation <> 'LATEST' or limited.event_at > coalesce(last_within_limit.last_within_at,
+                                                                           timestamp '1900-01-01'))
+    group by limited.cycle_id, limited.account_id, limited.feature
+
+)
+
+select * from final
