@@ -1,18 +1,21 @@
-"""Benchmark: N events for M accounts as Parquet, through the whole pipeline, against a floor.
+"""Benchmark: a month of events through `tally run`, against the one-query DuckDB floor.
 
-    .venv/bin/python bench/run_benchmark.py --events 1000000 --accounts 1000
+    make bench                                    # 1M and 10M events, 100k accounts
+    .venv/bin/python bench/run_benchmark.py --events 1000000 10000000 --with-100m
 
-Generates the events (three months, the demo company's payments and API meters), runs `tally run` on them
-in a fresh warehouse and prints events/second, the wall time of each stage (taken from the run's
-progress lines as they arrive) and the peak memory of the run, then the time of one hand-written
-DuckDB query computing the same meter quantities from the same files: the floor. Medians over
---repeat runs. This is a script, not a test: machines are noisy; compare ratios.
+For each size it writes (once, cached under bench/data/) a pricing config -- Stripe-style 2.9% of
+debit-card volume plus 30c per charge, graduated API tiers, storage packages over a LATEST gauge --
+and N events for M accounts over October 2026 as Parquet (MAP columns, TIMESTAMPTZ), 0.5% of ids
+duplicated. Then, in the same run: the floor, one hand-written DuckDB query that de-duplicates the
+ids and computes the same meters per account and month from the same files; `tally run --as-of
+2026-11-10` on a fresh warehouse (the full run); and a daily run: 3% more events in the next, open
+cycle, `tally run --as-of 2026-11-11` on the same warehouse. Times are wall clock of the whole
+process, peak RSS from /usr/bin/time. A script, not a test: machines are noisy; read the ratios.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,144 +27,175 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 TALLY = Path(sys.executable).with_name("tally")
-AS_OF = "2026-11-10"
-# The run's progress lines in order, and the stage that each one ends. The time before a dbt
-# start line is Dagster's own work between steps; dbt's own "Done." line ends each dbt step.
-PROGRESS = [("catalog:", "start-up and catalog"), ("events:", "load events"), ("reference data:", "reference data"),
-            ("dbt build", "between steps"), ("Done. PASS=", "dbt metering"), ("rating:", "rating"),
-            ("invoicing:", "invoicing"), ("dbt build", "between steps"), ("Done. PASS=", "dbt billing marts"),
-            ("publishing:", "publishing")]
-STAGES = list(dict.fromkeys(label for _, label in PROGRESS))
-
-
-def generate(workdir: Path, events: int, accounts: int, files: int) -> None:
-    """Accounts split between the payments and API plans; events spread over Aug-Oct 2026."""
-    data = workdir / "data"
-    (data / "events").mkdir(parents=True)
-    shutil.copytree(ROOT / "pricing_config", workdir / "config")
-    with (data / "customers.csv").open("w") as out:
-        out.write("customer_id,name,email,address\n")
-        out.writelines(f"cus_{i},Customer {i},c{i}@example.com,\n" for i in range(accounts))
-    with (data / "accounts.csv").open("w") as out:
-        out.write("account_id,customer_id,name,tax_rate\n")
-        out.writelines(f"acct_{i},cus_{i},Account {i},\n" for i in range(accounts))
-    with (data / "plan_assignments.csv").open("w") as out:
-        out.write("account_id,price_plan,start_date,end_date\n")
-        out.writelines(f"acct_{i},{'payments_standard' if i % 2 == 0 else 'api_growth'},2026-08-01,\n"
-                       for i in range(accounts))
-    per_file = events // files
-    con = duckdb.connect()
-    for f in range(files):
-        start = f * per_file
-        count = per_file if f < files - 1 else events - start
-        # payments go to even accounts, API batches and storage snapshots to odd ones
-        con.execute(f"""
-            copy (
-                select
-                    'evt_' || n as id,
-                    case when n % 10 < 7 then 'payment' when n % 10 < 9 then 'api_request_batch'
-                         else 'storage_snapshot' end as schema,
-                    'acct_' || (case when n % 10 < 7 then (hash(n) % {accounts // 2}) * 2
-                                     else (hash(n) % {accounts // 2}) * 2 + 1 end) as account_id,
-                    timestamp '2026-08-01' + to_seconds(hash(n * 7) % (92 * 86400)) as timestamp,
-                    case when n % 10 < 7
-                            then map(['transaction_amount'],
-                                     [((hash(n * 3) % 40000) / 100.0 + 5)::decimal(12, 2)::varchar])
-                         when n % 10 < 9 then map(['calls'], [(hash(n * 5) % 5000)::varchar])
-                         else map(['gb'], [((hash(n * 11) % 100000) / 100.0)::decimal(12, 2)::varchar]) end
-                        as attributes,
-                    case when n % 10 < 7
-                            then map(['payment_mode', 'country'],
-                                     [['debit_card', 'ach', 'credit_card'][cast(hash(n * 13) % 3 + 1 as bigint)], 'US'])
-                         when n % 10 < 9 then map(['endpoint'], ['/v1/items'])
-                         else cast(map() as map(varchar, varchar)) end as dimensions
-                from range({start}, {start + count}) t(n)
-            ) to '{data / 'events' / f'part_{f:03d}.parquet'}' (format parquet, row_group_size 200000)
-        """)
-    con.close()
-
-
-def run_pipeline(workdir: Path) -> tuple[float, dict[str, float], float]:
-    """Wall time, seconds per stage, and peak resident memory (GiB) of one `tally run`."""
-    for name in ("warehouse.duckdb", "invoices"):
-        path = workdir / name
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    cmd = [str(TALLY), "run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
-           "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
-           "--as-of", AS_OF]
-    started = time.perf_counter()
-    times: dict[str, float] = {}
-    expected, previous = iter(PROGRESS), 0.0
-    prefix, label = next(expected)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        for line in proc.stdout:
-            if label is not None and line.strip().startswith(prefix):
-                now = time.perf_counter() - started
-                times[label] = times.get(label, 0.0) + now - previous
-                previous = now
-                prefix, label = next(expected, (None, None))
-        code = proc.wait()
-    wall = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"tally run failed with exit status {code}")
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
-    times["end of run"] = wall - previous
-    return wall, times, peak_gib
-
-
-FLOOR_QUERY = """
-with events as (
-    select account_id, cast(timestamp as timestamp) as event_at, schema, attributes, dimensions, id
-    from read_parquet('{glob}')
-)
-select account_id, date_trunc('month', event_at) as month,
-       sum(cast(attributes['transaction_amount'] as decimal(38, 18)))
-           filter (where schema = 'payment' and dimensions['payment_mode'] = 'debit_card') as debit_card_volume,
-       count(*) filter (where schema = 'payment' and dimensions['payment_mode'] = 'debit_card') as debit_card_charges,
-       sum(cast(attributes['calls'] as decimal(38, 18))) filter (where schema = 'api_request_batch') as api_calls,
-       arg_max(cast(attributes['gb'] as decimal(38, 18)), (event_at, id))
-           filter (where schema = 'storage_snapshot') as storage_gb
-from events
-group by all
+CONFIG = {
+    "event_schemas.yaml": """event_schemas:
+  - name: payment
+    attributes: [{name: amount, unit: USD, required: true}]
+    dimensions: [payment_mode]
+  - name: api_batch
+    attributes: [{name: calls, unit: calls, required: true}]
+  - name: storage
+    attributes: [{name: gb, unit: GB, required: true}]
+""",
+    "usage_meters.yaml": """usage_meters:
+  - {name: debit_volume, event_schema: payment, aggregation: SUM, attribute: amount,
+     filter: {all: [{dimension: payment_mode, op: eq, value: debit_card}]}}
+  - {name: debit_charges, event_schema: payment, aggregation: COUNT,
+     filter: {all: [{dimension: payment_mode, op: eq, value: debit_card}]}}
+  - {name: api_calls, event_schema: api_batch, aggregation: SUM, attribute: calls}
+  - {name: storage_gb, event_schema: storage, aggregation: LATEST, attribute: gb}
+""",
+    "billable_items.yaml": """billable_items:
+  - {name: card_pct, billable_name: Card processing 2.9%, type: usage, usage_meter: debit_volume}
+  - {name: card_fee, billable_name: Card transactions, type: usage, usage_meter: debit_charges}
+  - {name: api, billable_name: API calls, type: usage, usage_meter: api_calls}
+  - {name: storage, billable_name: Storage, type: usage, usage_meter: storage_gb}
+""",
+    "billing.yaml": """issuer: {name: Bench Inc., address: "1 Bench Way", tax_id: B-1}
+invoice_numbering: {prefix: INV, padding: 7, reset: yearly}
+rounding: half_up
+custom_charges: []
+""",
+    "price_plans/bench.yaml": """name: bench
+currency: USD
+billing_cycle: {interval: month, interval_count: 1, anchor: calendar}
+grace_period_days: 3
+rate_cards:
+  usage:
+    - {billable_item: card_pct, model: percentage, rate: "0.029"}
+    - {billable_item: card_fee, model: per_unit, unit_price: "0.30"}
+    - billable_item: api
+      model: tiered
+      tiers: [{up_to: 1000, unit_price: "0"}, {up_to: 100000, unit_price: "0.002", flat_fee: "5"},
+              {up_to: null, unit_price: "0.001"}]
+    - {billable_item: storage, model: package, package_size: 100, package_price: "10", free_units: 50}
+""",
+}
+FLOOR = """
+with ev as (select distinct on (id) * from read_parquet('{events}/*.parquet'))
+select account_id, date_trunc('month', timestamp) as month,
+    sum(cast(attributes['amount'] as decimal(38, 9)))
+        filter (where schema = 'payment' and dimensions['payment_mode'] = 'debit_card') as debit_volume,
+    count(*) filter (where schema = 'payment' and dimensions['payment_mode'] = 'debit_card') as debit_charges,
+    sum(cast(attributes['calls'] as decimal(38, 9))) filter (where schema = 'api_batch') as api_calls,
+    arg_max(cast(attributes['gb'] as decimal(38, 9)), (timestamp, id)) filter (where schema = 'storage') as storage_gb
+from ev group by all
+"""
+EVENTS_SQL = """
+copy (
+  with base as ({base})
+  select '{prefix}' || i as id,
+         case when h % 10 < 5 then 'payment' when h % 10 < 9 then 'api_batch' else 'storage' end as schema,
+         'acct_' || a as account_id,
+         (timestamp '{start}' + to_microseconds((h % {span})::bigint))::timestamptz as timestamp,
+         case when h % 10 < 5 then map {{'amount': ((h // 7) % 100000 / 100)::decimal(18, 2)::varchar}}
+              when h % 10 < 9 then map {{'calls': ((h // 7) % 5000)::varchar}}
+              else map {{'gb': ((h // 7) % 1000)::varchar}} end as attributes,
+         case when h % 10 < 5 then map {{'payment_mode': case when h % 4 = 0 then 'debit_card' else 'ach' end}}
+              else map {{}}::map(varchar, varchar) end as dimensions
+  from base
+) to '{out}' (format parquet, row_group_size 1000000)
 """
 
 
-def floor_seconds(workdir: Path) -> float:
-    con = duckdb.connect()
-    started = time.perf_counter()
-    con.execute(FLOOR_QUERY.format(glob=workdir / "data" / "events" / "*.parquet")).fetchall()
-    elapsed = time.perf_counter() - started
-    con.close()
-    return elapsed
+def generate(work: Path, events: int, accounts: int) -> None:
+    data = work / "data"
+    (data / "events").mkdir(parents=True)
+    for name, text in CONFIG.items():
+        (work / "config" / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / "config" / name).write_text(text)
+    (data / "customers.csv").write_text("customer_id,name,email,address\n" + "".join(
+        f"cus_{i},Customer {i},c{i}@example.com,\n" for i in range(accounts)))
+    (data / "accounts.csv").write_text("account_id,customer_id,name,tax_rate\n" + "".join(
+        f"acct_{i},cus_{i},Account {i},\n" for i in range(accounts)))
+    (data / "plan_assignments.csv").write_text("account_id,price_plan,start_date,end_date\n" + "".join(
+        f"acct_{i},bench,2026-10-01,\n" for i in range(accounts)))
+    duplicates = max(events // 200, 1)
+    base = (f"select i, (i * 2654435761) % {accounts} as a, hash(i) as h from range({events - duplicates}) t(i) "
+            f"union all select i, (i * 2654435761) % {accounts}, hash(i) from range({duplicates}) t(i)")
+    duckdb.sql(EVENTS_SQL.format(base=base, prefix="evt_", start="2026-10-01", span=2678400000000,
+                                 out=data / "events" / "events.parquet"))
 
 
-def main() -> None:
+def add_day(work: Path, events: int, accounts: int) -> Path:
+    out = work / "data" / "events" / "events_daily.parquet"
+    base = f"select i, (i * 40503) % {accounts} as a, hash(i + 987654321) as h from range({events}) t(i)"
+    duckdb.sql(EVENTS_SQL.format(base=base, prefix="evt_d_", start="2026-11-01", span=864000000000, out=out))
+    return out
+
+
+def timed(command: list[str], env: dict | None = None) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (bytes) of a whole process."""
+    started = time.monotonic()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, env=env)
+    seconds = time.monotonic() - started
+    rss = int(proc.stderr.strip().splitlines()[-1]) * 1024 if proc.stderr.strip() else 0
+    return seconds, rss, proc
+
+
+def tally_run(work: Path, as_of: str) -> tuple[float, int, subprocess.CompletedProcess]:
+    env = {**os.environ, "DAGSTER_HOME": str(work / ".dagster")}
+    return timed([str(TALLY), "run", "--config", str(work / "config"), "--data", str(work / "data"),
+                  "--warehouse", str(work / "warehouse" / "tally.duckdb"), "--invoices", str(work / "invoices"),
+                  "--as-of", as_of], env)
+
+
+def measure(events: int, accounts: int, daily: float, repeat: int) -> dict:
+    work = ROOT / "bench" / "data" / f"{events}_{accounts}"
+    if not (work / "data" / "events" / "events.parquet").exists():
+        shutil.rmtree(work, ignore_errors=True)
+        started = time.monotonic()
+        generate(work, events, accounts)
+        print(f"  generated {events:,} events in {time.monotonic() - started:.0f} s", flush=True)
+    runs = []
+    for _ in range(repeat):
+        (work / "data" / "events" / "events_daily.parquet").unlink(missing_ok=True)
+        for path in (work / "warehouse", work / "invoices", work / ".dagster"):
+            shutil.rmtree(path, ignore_errors=True)
+        floor_s, floor_rss, floor = timed([sys.executable, "-c", "import duckdb, sys; "
+                                           f"duckdb.sql(sys.argv[1]).fetchall()",
+                                           FLOOR.format(events=work / "data" / "events")])
+        if floor.returncode:
+            raise SystemExit(f"the floor query failed: {floor.stderr[-500:]}")
+        full_s, full_rss, full = tally_run(work, "2026-11-10")
+        if full.returncode:
+            raise SystemExit(f"tally run failed:\n{(full.stdout + full.stderr)[-2000:]}")
+        add_day(work, int(events * daily), accounts)
+        day_s, day_rss, day = tally_run(work, "2026-11-11")
+        if day.returncode:
+            raise SystemExit(f"the daily run failed:\n{(day.stdout + day.stderr)[-2000:]}")
+        runs.append({"full": full_s, "floor": floor_s, "rss": max(full_rss, day_rss), "daily": day_s,
+                     "stages": [line for line in full.stdout.splitlines() if line.startswith("  ")]})
+        print(f"  {events:,} events: full {full_s:.1f} s, floor {floor_s:.1f} s, daily {day_s:.1f} s, "
+              f"peak {max(full_rss, day_rss) / 2**30:.2f} GiB", flush=True)
+    median = {key: statistics.median(run[key] for run in runs) for key in ("full", "floor", "rss", "daily")}
+    return {**median, "events": events, "accounts": accounts, "stages": runs[-1]["stages"]}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--accounts", type=int, default=1_000)
-    parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=1, help="pipeline runs (the median is reported)")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "data")
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--daily", type=float, default=0.03, help="share of new events in the daily run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (medians are reported)")
+    parser.add_argument("--with-100m", action="store_true", help="also 100M events (about an hour)")
     args = parser.parse_args()
-
-    workdir = args.workdir / f"{args.events}_{args.accounts}"
-    if not (workdir / "data").exists():
-        started = time.perf_counter()
-        generate(workdir, args.events, args.accounts, args.files)
-        elapsed = time.perf_counter() - started
-        print(f"generated {args.events:,} events for {args.accounts:,} accounts in {elapsed:.1f}s")
-    runs = [run_pipeline(workdir) for _ in range(args.repeat)]
-    wall = statistics.median(r[0] for r in runs)
-    stages = {name: statistics.median(r[1].get(name, 0.0) for r in runs) for name in [*STAGES, "end of run"]}
-    peak = max(r[2] for r in runs)
-    floors = [floor_seconds(workdir) for _ in range(3)]
-    floor = statistics.median(floors)
-    result = {"events": args.events, "accounts": args.accounts, "pipeline_seconds": round(wall, 2),
-              "events_per_second": round(args.events / wall), "peak_memory_gib": round(peak, 2),
-              "floor_query_seconds": round(floor, 3), "pipeline_over_floor": round(wall / floor, 1),
-              "stages_seconds": {k: round(v, 2) for k, v in stages.items()}}
-    print(json.dumps(result, indent=2))
+    sizes = args.events + ([100_000_000] if args.with_100m else [])
+    results = []
+    for events in sizes:
+        print(f"{events:,} events, {args.accounts:,} accounts:", flush=True)
+        results.append(measure(events, args.accounts, args.daily, args.repeat))
+    print("\n| events / accounts | tally run | floor | ratio | peak RSS | daily run | daily / full |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['events'] / 1e6:g}M / {r['accounts'] / 1e3:g}k | {r['full']:.0f} s | {r['floor']:.1f} s | "
+              f"{r['full'] / r['floor']:.1f}x | {r['rss'] / 2**30:.1f} GiB | {r['daily']:.0f} s | "
+              f"{r['daily'] / r['full']:.0%} |")
+    for r in results:
+        print(f"\nstages of the full run at {r['events']:,} events:")
+        print("\n".join(r["stages"]))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

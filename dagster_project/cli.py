@@ -155,6 +155,8 @@ def _print_problems(exc: ConfigError) -> None:
 def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, full_refresh: bool = False) -> int:
     from dagster_project import run_lock
     from dagster_project.ingestion.reference_data import DataDirectoryError, check_data_directory
+    from dagster_project.publication import publication_for
+    from dagster_project.run_inputs import input_fingerprint, unchanged_since
 
     try:
         catalog = load_catalog(paths["config"])
@@ -175,12 +177,21 @@ def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, f
         _error(f"cannot use the warehouse {paths['warehouse']}: {exc.strerror or exc}")
         return EXIT_FAILED
     try:
-        return _execute(paths, as_of, catalog, months, full_refresh)
+        fingerprint = input_fingerprint(paths, as_of, months, full_refresh)
+        published = publication_for(paths["warehouse"]).database
+        last_run = unchanged_since(paths["warehouse"], fingerprint, paths["invoices"], published)
+        if last_run is not None:
+            print(f"tally run as of {as_of}: nothing new since run {last_run} (same configuration, data, events and "
+                  f"date); invoices and warehouse are up to date")
+            held_back = _print_summary(paths["warehouse"])
+            return EXIT_PARTIAL if held_back else EXIT_OK
+        return _execute(paths, as_of, catalog, months, full_refresh, fingerprint)
     finally:
         run_lock.release(paths["warehouse"])
 
 
-def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | None, full_refresh: bool) -> int:
+def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | None, full_refresh: bool,
+             fingerprint: str) -> int:
     for flag, (variable, _) in PATH_FLAGS.items():
         os.environ[variable] = str(paths[flag])
     print(f"tally run as of {as_of}: config {paths['config']}, data {paths['data']}", flush=True)
@@ -188,6 +199,7 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
     from dagster_project.definitions import PIPELINE_JOB, defs
     from dagster_project.defs.partitions import (
         BACKFILL_TAG,
+        INPUTS_TAG,
         add_billing_months,
         billing_range,
         run_config,
@@ -202,7 +214,7 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
         config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     os.environ[PROGRESS_VARIABLE] = "bar" if sys.stdout.isatty() else "lines"
     keys = sorted(months) if months else billing_range(paths["data"], as_of, catalog)
-    tags = {**run_tags(keys), **({BACKFILL_TAG: "cli"} if months else {})}
+    tags = {**run_tags(keys), INPUTS_TAG: fingerprint, **({BACKFILL_TAG: "cli"} if months else {})}
     with _instance() as instance:
         add_billing_months(instance, keys)
         result = job.execute_in_process(run_config=config, tags=tags, instance=instance, raise_on_error=False)

@@ -21,7 +21,12 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from dagster_project.defs.automation import PIPELINE_JOB, daily_billing, new_event_files  # noqa: E402
 from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_metering  # noqa: E402
-from dagster_project.defs.ingest.assets import pricing_catalog, raw_events, reference_data  # noqa: E402
+from dagster_project.defs.ingest.assets import (  # noqa: E402
+    billing_state,
+    pricing_catalog,
+    raw_events,
+    reference_data,
+)
 from dagster_project.defs.invoicing.assets import invoices  # noqa: E402
 from dagster_project.defs.invoicing.checks import (  # noqa: E402
     invoice_expectations,
@@ -50,8 +55,8 @@ tally_pipeline = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[pricing_catalog, reference_data, raw_events, dbt_metering, rated_lines, invoices, dbt_billing_marts,
-            published_invoices, published_warehouse],
+    assets=[pricing_catalog, reference_data, raw_events, billing_state, dbt_metering, rated_lines, invoices,
+            dbt_billing_marts, published_invoices, published_warehouse],
     asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless, invoice_expectations],
     jobs=[tally_pipeline],
     schedules=[daily_billing],

@@ -19,6 +19,8 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from dagster_project.settings import duckdb_settings
+
 DDL_EVENT_FILES = """
 create table if not exists raw.event_files (   -- what has been loaded of each file so far
     file_name varchar primary key,
@@ -177,8 +179,8 @@ create table if not exists raw.event_load_problems (
     is_error boolean                    -- false: a note (an incomplete last line left for later)
 );
 
--- The last successful metering, written after dbt metering succeeded (defs/dbt/checkpoint.py):
--- the next run meters the batches after through_batch and the accounts whose state changed.
+-- The last successful metering, written after dbt metering succeeded (metering_state.py): the
+-- next run meters the batches after through_batch and the accounts whose state changed.
 create table if not exists billing.metering_checkpoint (
     run_number integer not null,          -- int_events.metered_run of the rows this run computed
     through_batch integer not null,
@@ -191,13 +193,6 @@ create table if not exists billing.metering_account_states (
     account_id varchar primary key,
     state_hash varchar not null
 );
-
--- State left by earlier runs that metering needs: which cycles are final, and after which load
--- batch. Events of a final cycle loaded in a later batch are `late` (SPEC 3.2).
-create or replace view billing.final_cycles as
-select cycle_id, finalized_after_batch
-from billing.invoices
-where status = 'final' and kind = 'cycle' and is_committed;
 """
 
 
@@ -224,6 +219,8 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         con.execute("set TimeZone = 'UTC'")
+        for statement in duckdb_settings(path.resolve()).statements():
+            con.execute(statement)
         yield con
     finally:
         con.close()
@@ -234,6 +231,20 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 _MIGRATIONS = """
 alter table billing.invoices add column if not exists numbering_prefix varchar;
 alter table billing.invoices add column if not exists is_committed boolean default true;
+"""
+
+
+# What earlier runs left that metering reads, copied at the start of a run by the billing_state
+# asset (so that dbt's sources are written by an asset of the run, and lineage shows it).
+BILLING_STATE_SQL = """
+create or replace table billing.final_cycles as   -- cycles made final, after which load batch
+select cycle_id, finalized_after_batch
+from billing.invoices
+where status = 'final' and kind = 'cycle' and is_committed;
+
+create or replace table billing.last_metering_checkpoint as select * from billing.metering_checkpoint;
+
+create or replace table billing.last_metering_account_states as select * from billing.metering_account_states;
 """
 
 
@@ -268,6 +279,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         _migrate_event_files(con)
     if table_exists(con, "billing", "invoices"):
         con.execute(_MIGRATIONS)
+    if con.execute("select count(*) from duckdb_views() where schema_name = 'billing' "
+                   "and view_name = 'final_cycles'").fetchall()[0][0]:
+        con.execute("drop view billing.final_cycles")  # a table since billing_state copies it
     con.execute(DDL.replace("{details_type}", details_type))
 
 

@@ -70,8 +70,9 @@ def _compare(expect: dict, proc, workdir: Path) -> list[str]:
         return [f"exit code {proc.returncode}, expected {expect.get('exit_code', 0)}: {output[-800:]}"]
     found = [f"the output does not say {text!r}" for text in expect.get("output_contains", []) if text not in output]
     if "invoices" in expect:
-        found += _compare_invoices(expect["invoices"], _published(workdir / "invoices"),
-                                   expect.get("exact_invoice_set", True))
+        published, twice = _published(workdir / "invoices")
+        found += [f"two invoice files for {key}" for key in twice]
+        found += _compare_invoices(expect["invoices"], published, expect.get("exact_invoice_set", True))
     if "event_status" in expect:
         counts = dict(_query(workdir, "select status, count(*) from marts.event_pipeline_log group by 1"))
         wanted = {status: int(count) for status, count in expect["event_status"].items() if int(count)}
@@ -136,12 +137,16 @@ def _compare_lines(invoice: tuple, expected: list[dict], lines: list[dict]) -> l
     return found
 
 
-def _published(directory: Path) -> dict[tuple, dict]:
-    documents = {}
+def _published(directory: Path) -> tuple[dict[tuple, dict], list[tuple]]:
+    """The invoice documents by (account_id, period_start, kind), and the keys published more than once."""
+    documents, twice = {}, []
     for path in sorted(directory.rglob("*.json")) if directory.exists() else []:
         document = json.loads(path.read_text())
-        documents[(document["account_id"], document["period_start"], document["kind"])] = document
-    return documents
+        key = (document.get("account_id"), document.get("period_start"), document.get("kind"))
+        if key in documents:
+            twice.append(key)
+        documents[key] = document
+    return documents, twice
 
 
 def _digests(directory: Path) -> dict[str, str]:

@@ -42,3 +42,19 @@ def tally_run(workdir: Path, as_of: str) -> subprocess.CompletedProcess:
     return run_tally("run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
                      "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
                      "--as-of", as_of, home=workdir / ".dagster")
+
+
+def recorded_runs(home: Path) -> list:
+    """The runs recorded in a Dagster instance (its settings read DAGSTER_HOME)."""
+    import dagster as dg
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            return list(instance.get_runs()), list(instance.get_dynamic_partitions("billing_months"))
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous

@@ -97,3 +97,27 @@ def test_tokens_are_priced_per_model(demo):
     llm = document(demo, "acct_cyberdyne_llm/2026-10-01_cycle")
     items = {line["billable_item"] for line in llm["lines"] if line["type"] == "usage"}
     assert items == {"large_input_tokens", "large_output_tokens", "small_input_tokens", "small_output_tokens"}
+
+
+def test_every_model_is_described_and_dbt_docs_generate_works(demo, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # the descriptions are comments in the warehouse, which BI tools show
+    undocumented = query(demo, "select schema_name || '.' || table_name from duckdb_tables() where comment is null "
+                               "and schema_name in ('staging', 'intermediate', 'marts') union all "
+                               "select schema_name || '.' || view_name from duckdb_views() where comment is null "
+                               "and schema_name in ('staging', 'intermediate', 'marts')")
+    assert undocumented == []
+    dbt = Path(sys.executable).with_name("dbt")
+    proc = subprocess.run([str(dbt), "docs", "generate", "--project-dir", str(ROOT / "dbt_project"),
+                           "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "docs")],
+                          capture_output=True, text=True, cwd=ROOT / "dbt_project", timeout=600,
+                          env={**os.environ, "TALLY_WAREHOUSE": str(demo / "warehouse" / "tally.duckdb")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
+    invoices = catalog["nodes"]["model.tally.fct_invoices"]
+    assert invoices["metadata"]["comment"].startswith("One row per invoice")
+    assert (tmp_path / "docs" / "index.html").exists()

@@ -7,7 +7,7 @@ import shutil
 
 import duckdb
 
-from tests.conftest import tally_run
+from tests.conftest import recorded_runs, tally_run
 
 
 def digests(directory):
@@ -23,18 +23,26 @@ def query(workdir, sql):
         con.close()
 
 
-def test_a_rerun_gives_byte_identical_invoices_and_the_same_warehouse(case_copy):
+def test_a_rerun_gives_byte_identical_invoices_and_one_with_nothing_new_stops_at_once(case_copy):
     workdir = case_copy("02_tiers_packages_volume")
     first = tally_run(workdir, "2026-11-20")
     assert first.returncode == 0, first.stdout + first.stderr
     invoices_before = digests(workdir / "invoices")
     rows_before = query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id")
-    second = tally_run(workdir, "2026-11-20")
+    # a new date and nothing else: the whole pipeline runs (no dbt parse), and changes nothing
+    second = tally_run(workdir, "2026-11-21")
     assert second.returncode == 0, second.stdout + second.stderr
+    assert "events           nothing new (10 events loaded before)" in second.stdout
+    assert "(incremental)" in second.stdout
     assert digests(workdir / "invoices") == invoices_before
     assert query(workdir, "select * exclude (computed_as_of) from billing.invoices order by invoice_id") == rows_before
-    assert "events           nothing new (10 events loaded before)" in second.stdout
-    assert "event statuses: 9 metered, 1 no_plan" in second.stdout
+    # the same inputs again: nothing to do, said in one line, no Dagster run started
+    third = tally_run(workdir, "2026-11-21")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert third.stdout.startswith("tally run as of 2026-11-21: nothing new since run ")
+    assert "event statuses: 9 metered, 1 no_plan" in third.stdout
+    assert len(recorded_runs(workdir / ".dagster")[0]) == 2
+    assert digests(workdir / "invoices") == invoices_before
 
 
 def test_a_fresh_warehouse_reproduces_the_same_documents(case_copy, tmp_path):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-import dagster as dg
 import duckdb
 
 from dagster_project import run_lock
-from tests.conftest import run_tally, tally_run
+from tests.conftest import recorded_runs, run_tally, tally_run
 
 
 def digests(directory):
@@ -58,7 +57,8 @@ def test_bad_ids_hold_back_only_their_own_accounts_and_nothing_leaves_the_invoic
                          "acct_b/2026-10-01_cycle.html", "acct_b/2026-10-01_cycle.json",
                          "acct_c/2026-10-01_cycle.html", "acct_c/2026-10-01_cycle.json"]
     assert sorted(p.name for p in workdir.iterdir()) == sorted(
-        ["config", "data", "invoices", "warehouse.duckdb", "warehouse.duckdb.lock", ".dagster"])
+        ["config", "data", "invoices", "warehouse.duckdb", "warehouse.duckdb.lock", ".dagster",
+         "warehouse.published", "warehouse.published.duckdb", "warehouse.dbt"])
     numbers = query(workdir, "select account_id, invoice_number from marts.fct_invoices order by 2")
     assert numbers == [("acct_a", "INV-2026-000001"), ("acct_b", "INV-2026-000002"), ("acct_c", "INV-2026-000003")]
     reasons = dict(query(workdir, "select event_id, reason from marts.event_pipeline_log where event_id like 'x%'"))
@@ -159,10 +159,9 @@ def test_a_new_number_prefix_applies_to_new_numbers_only_and_runs_are_recorded(c
     assert [n for (n,) in numbers] == ["BILL-2026-000003", "BILL-2026-000004", "INV-2026-000001", "INV-2026-000002"]
     assert all(digests(workdir / "invoices")[name] == digest for name, digest in october.items())
     # both runs are in the project's Dagster instance, where `make dev` shows them
-    instance = dg.DagsterInstance.from_config(str(workdir / ".dagster"))
-    runs = instance.get_runs()
+    runs, months = recorded_runs(workdir / ".dagster")
     assert len(runs) == 2 and all(run.is_success for run in runs)
-    assert instance.get_dynamic_partitions("billing_months") == ["2026-10", "2026-11", "2026-12"]
+    assert months == ["2026-10", "2026-11", "2026-12"]
 
 
 def test_a_run_that_fails_before_publishing_gives_no_number(case_copy):

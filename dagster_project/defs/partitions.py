@@ -93,6 +93,7 @@ def run_config(as_of: date, full_refresh: bool = False) -> dict:
 
 
 BACKFILL_TAG = "tally/backfill"
+INPUTS_TAG = "tally/input_fingerprint"  # set by `tally run` (run_inputs.py)
 
 
 def backfill_months(context: dg.AssetExecutionContext) -> tuple[str, str] | None:

@@ -11,8 +11,8 @@ from dagster_dbt import dbt_assets
 
 from dagster_project import metering_state
 from dagster_project.catalog.tables import schemas_fingerprint
-from dagster_project.defs.dbt.project import MANIFEST, TARGET_DIR, dbt_project, translator
-from dagster_project.defs.dbt.runner import dbt_build
+from dagster_project.defs.dbt.project import MANIFEST, dbt_project, translator
+from dagster_project.defs.dbt.runner import dbt_build, run_target
 from dagster_project.defs.partitions import backfill_months
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, RunOptions, WarehouseResource
@@ -25,10 +25,11 @@ def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt_
            label: str, select: str | None = None, exclude: str | None = None, full_refresh: bool = False):
     nodes = len(context.selected_output_names) + len(context.selected_asset_check_keys)
     with progress(context, f"dbt {step}", total=nodes) as stage:
-        # One target folder per step, overwritten by every run: target/<step>/compiled shows the
-        # SQL of the latest run, the meters' SQL among it.
+        # One folder per warehouse and step, overwritten by every run: <warehouse>.dbt/<step>/compiled
+        # shows the SQL of the latest run, the meters' SQL among it.
         result = dbt_build(context, warehouse.absolute_path, dbt_vars, select, exclude,
-                           target_path=TARGET_DIR / step, full_refresh=full_refresh, verbose=stage.verbose,
+                           target_path=run_target(warehouse.absolute_path) / step, full_refresh=full_refresh,
+                           verbose=stage.verbose,
                            on_node_done=lambda name, status: stage.advance())
         yield from result.events
         if not result.success:

@@ -1,6 +1,7 @@
 """The dbt project, its manifest, and how its nodes become Dagster assets."""
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,18 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     manifest = project.manifest_path
     sources = [p for folder in ("models", "macros", "tests") for p in (project.project_dir / folder).rglob("*")
                if p.is_file()] + [project.project_dir / "dbt_project.yml", project.project_dir / "profiles.yml"]
-    newest = max(p.stat().st_mtime for p in sources)
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        dbt = Path(sys.executable).with_name("dbt")
-        subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project.project_dir),
-                        "--profiles-dir", str(project.profiles_dir)], check=True, cwd=project.project_dir)
+
+    def stale() -> bool:
+        return not manifest.exists() or manifest.stat().st_mtime < max(p.stat().st_mtime for p in sources)
+
+    if stale():
+        TARGET_DIR.mkdir(parents=True, exist_ok=True)
+        with (TARGET_DIR / ".parse.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once parse once
+            if stale():
+                dbt = Path(sys.executable).with_name("dbt")
+                subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project.project_dir),
+                                "--profiles-dir", str(project.profiles_dir)], check=True, cwd=project.project_dir)
     return manifest
 
 

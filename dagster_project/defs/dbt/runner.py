@@ -25,6 +25,7 @@ from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from dagster_project import limits
 from dagster_project.defs.dbt.project import TARGET_DIR, dbt_project, ensure_manifest, translator
+from dagster_project.settings import duckdb_settings
 
 
 @dataclass
@@ -64,6 +65,12 @@ def manifest_for(catalog: str, project: DbtProject = dbt_project):
     return manifest
 
 
+def run_target(warehouse: Path) -> Path:
+    """Where dbt writes a run's compiled SQL and log: beside the warehouse, so runs on different
+    warehouses never share it."""
+    return warehouse.with_name(warehouse.name.removesuffix(".duckdb") + ".dbt")
+
+
 def catalog_name(warehouse: Path) -> str:
     """DuckDB's catalog name for a database file, as dbt-duckdb derives it."""
     return warehouse.stem
@@ -81,8 +88,9 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict
         context, manifest_json, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
     if indirect is not None:
         os.environ["DBT_INDIRECT_SELECTION"] = indirect
-    # profiles.yml reads the warehouse path from the environment
+    # profiles.yml reads the warehouse path and DuckDB's settings from the environment
     os.environ["TALLY_WAREHOUSE"] = str(warehouse)
+    os.environ.update(duckdb_settings(warehouse).environment())
 
     result = DbtBuildResult(success=False)
     raw_events: list[dict] = []

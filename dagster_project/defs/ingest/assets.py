@@ -3,6 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from dagster_project import billing_store as store
 from dagster_project.catalog.tables import catalog_tables
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import DataDirectoryResource, PricingCatalogResource, WarehouseResource
@@ -14,7 +15,7 @@ from dagster_project.ingestion.reference_data import (
     read_reference_data,
     write_reference_data,
 )
-from dagster_project.warehouse import ensure_tables, replace_table, scalar
+from dagster_project.warehouse import BILLING_STATE_SQL, ensure_tables, replace_table, scalar
 
 GROUP = "ingest"
 OWNERS = ["team:billing"]
@@ -99,3 +100,22 @@ def raw_events(context: dg.AssetExecutionContext, data: DataDirectoryResource,
         "batch_id": loaded.batch_id, "files_loaded": len(loaded.loads), "events_loaded": loaded.events_loaded,
         "duplicates": loaded.duplicates, "events_total": total, "files_refused": len(loaded.problems),
         "dagster/row_count": total})
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "duckdb"}, owners=OWNERS,
+          description="What earlier runs left that metering reads (billing.final_cycles and the last metering "
+                      "checkpoint), copied at the start of the run; final invoices of a run that failed before it "
+                      "committed are discarded first.")
+def billing_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with progress(context, "billing state") as stage, warehouse.connect() as con:
+        ensure_tables(con)
+        discarded = store.discard_uncommitted(con)
+        con.execute(BILLING_STATE_SQL)
+        finals = scalar(con, "select count(*) from billing.final_cycles")
+        checkpoint = scalar(con, "select max(through_batch) from billing.last_metering_checkpoint")
+        message = f"{finals:,} final cycle(s); metered through batch {checkpoint or 0}"
+        if discarded:
+            message += f"; {discarded} final invoice(s) of a failed run discarded"
+        stage.done(message)
+    return dg.MaterializeResult(metadata={"final_cycles": finals, "metered_through_batch": checkpoint,
+                                          "discarded_uncommitted": discarded, "dagster/row_count": finals})

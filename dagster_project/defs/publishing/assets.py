@@ -7,7 +7,8 @@ tests all passed, so numbering, finalization and publishing succeed or fail toge
 import dagster as dg
 
 from dagster_project import billing_store as store
-from dagster_project.defs.partitions import billing_months, month_range
+from dagster_project import run_inputs
+from dagster_project.defs.partitions import INPUTS_TAG, billing_months, month_range
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, WarehouseResource
 from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
@@ -49,11 +50,17 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
           description="The marts published for readers: Parquet files and <warehouse>.published.duckdb, a file of "
                       "views over them, swapped in atomically after a successful run (BI tools, notebooks and "
                       "`tally entitlements` read it; the pipeline's own file is never opened by readers).")
-def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        invoices_dir: InvoicesDirectoryResource) -> dg.MaterializeResult:
     publication = publication_for(warehouse.absolute_path)
     with progress(context, "warehouse") as stage:
         with warehouse.connect(read_only=True) as con:
             report = publish_warehouse(con, publication)
+        with warehouse.connect() as con:
+            # what this run was run on (tag of `tally run`), so that running again on the same
+            # inputs can stop at once; a run started elsewhere leaves no such promise
+            run_inputs.record(con, context.run.tags.get(INPUTS_TAG), invoices_dir.directory, publication.database,
+                              context.run_id)
         stage.done(f"published {report.tables} tables and the event log ({report.event_partitions_written} of "
                    f"{report.event_partitions} partitions written) to {publication.database}")
     return dg.MaterializeResult(metadata={

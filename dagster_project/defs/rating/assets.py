@@ -24,7 +24,6 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
     span = BillingRange(as_of=billing_clock.today(), first_month=first, last_month=last)
     loaded = catalog.load()
     with progress(context, "rating") as stage, warehouse.connect() as con:
-        discarded = store.discard_uncommitted(con)
         held = store.held_accounts(con, include_rating=False)["account_id"]
         due = (invoices_due(loaded, span, store.billing_cycles(con), store.billed_accounts(con),
                             store.stored_invoices(con))
@@ -39,8 +38,6 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
                    f"{last:%Y-%m}")
         if holds.height:
             message += f"; {holds.height} account(s) held back (amounts out of range)"
-        if discarded:
-            message += f"; {discarded} final invoice(s) of a failed run discarded"
         stage.done(message)
     return dg.MaterializeResult(metadata={"lines": lines.height, "invoices": due.height, "held_back": holds.height,
-                                          "discarded_uncommitted": discarded, "dagster/row_count": lines.height})
+                                          "dagster/row_count": lines.height})

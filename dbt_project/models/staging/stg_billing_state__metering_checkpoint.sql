@@ -2,7 +2,7 @@
 -- schemas it validated with; the date cycles were generated to. Empty before the first run.
 with source as (
 
-    select * from {{ source('billing_state', 'metering_checkpoint') }}
+    select * from {{ source('billing_state', 'last_metering_checkpoint') }}
 
 )
 
