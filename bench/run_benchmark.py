@@ -153,7 +153,7 @@ def measure(events: int, accounts: int, daily: float, repeat: int) -> dict:
         for path in (work / "warehouse", work / "invoices", work / ".dagster"):
             shutil.rmtree(path, ignore_errors=True)
         floor_s, floor_rss, floor = timed([sys.executable, "-c", "import duckdb, sys; "
-                                           f"duckdb.sql(sys.argv[1]).fetchall()",
+                                           "duckdb.sql(sys.argv[1]).fetchall()",
                                            FLOOR.format(events=work / "data" / "events")])
         if floor.returncode:
             raise SystemExit(f"the floor query failed: {floor.stderr[-500:]}")
