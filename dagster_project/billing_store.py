@@ -147,10 +147,10 @@ def save_worklist(con: duckdb.DuckDBPyConnection, due: pl.DataFrame, lines: pl.D
     con.execute("commit")
 
 
-def save_invoices(con: duckdb.DuckDBPyConnection, result: BillingResult, details_json: pl.Series,
-                  first: date, last: date, held: list[str]) -> None:
+def save_invoices(con: duckdb.DuckDBPyConnection, result: BillingResult, first: date, last: date,
+                  held: list[str]) -> None:
     """Replace the drafts of the range (a held account keeps its own) with the run's invoices."""
-    lines = result.lines.with_columns(details_json.alias("details_json")).drop("details")
+    lines = result.lines
     con.execute("begin transaction")
     con.execute("create or replace temp table held_now (account_id varchar)")
     if held:

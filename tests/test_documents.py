@@ -14,8 +14,7 @@ HEADER = {"invoice_number": None, "status": "draft", "kind": "cycle", "account_i
           "amount_due_amount": Decimal("12.6")}
 LINE = {"line_type": "usage", "billable_item": "calls", "description": "Calls", "quantity": Decimal("1050.000"),
         "amount": Decimal("10.5"),
-        "details": [{"kind": "per_unit", "quantity": Decimal("1050"), "unit_price": Decimal("0.01"),
-                     "amount": Decimal("10.50"), "tier": None}]}
+        "details": [{"kind": "per_unit", "quantity": "1050", "unit_price": "0.01", "amount": "10.5"}]}
 CHARGE = {"charge_name": "VAT", "rate": Decimal("0.20"), "amount": Decimal("2.1")}
 
 
@@ -44,3 +43,21 @@ def test_a_template_in_the_config_directory_replaces_the_default(tmp_path):
     (tmp_path / "invoice.html").write_text("{{ invoice.account_id }} owes {{ invoice.amount_due }}\n")
     document = invoice_document(HEADER, [], [], Issuer(name="Acme"), {"customer_id": "cus_1"})
     assert render_html(document, template_environment(tmp_path)) == "acct_1 owes 12.60\n"
+
+
+def test_a_lines_breakdown_is_exact_text_without_empty_fields():
+    import polars as pl
+
+    from dagster_project.invoicing.documents import compact_json, detail_rows, details_json
+    from dagster_project.rating.usage import DETAIL, DETAIL_FIELDS
+
+    row = {name: None for name in DETAIL_FIELDS} | {"kind": "tier", "tier": 2, "from": Decimal("1000"),
+                                                   "quantity": Decimal("11500.000"), "unit_price": Decimal("0.002"),
+                                                   "amount": Decimal("-0.000"), "from_date": date(2026, 10, 1)}
+    lines = pl.DataFrame({"details": [[row]]}, schema={"details": pl.List(DETAIL)})
+    [text] = lines.select(details_json(pl.col("details"))).to_series().to_list()
+    rows = detail_rows(text)
+    assert rows == [{"kind": "tier", "tier": 2, "from": "1000", "from_date": "2026-10-01", "quantity": "11500",
+                     "unit_price": "0.002", "amount": "0"}]
+    assert compact_json(rows) == ('[{"kind":"tier","tier":2,"from":"1000","from_date":"2026-10-01",'
+                                  '"quantity":"11500","unit_price":"0.002","amount":"0"}]')

@@ -14,7 +14,14 @@ import polars as pl
 
 from dagster_project.catalog import Catalog
 from dagster_project.invoicing.assembly import AssembledInvoices, Ledgers, assemble
-from dagster_project.invoicing.documents import invoice_document, render_html, render_json, template_environment
+from dagster_project.invoicing.documents import (
+    compact_json,
+    detail_rows,
+    details_json,
+    invoice_document,
+    render_html_documents,
+    render_json,
+)
 from dagster_project.invoicing.finalization import finalize
 from dagster_project.rating.fees import rate_fees
 from dagster_project.rating.licenses import rate_licenses
@@ -144,41 +151,41 @@ def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.Dat
         pl.when(pl.col("status") == "final").then(pl.lit(catalog.billing.invoice_numbering.prefix))
         .alias("numbering_prefix"),
         pl.lit(span.as_of).alias("computed_as_of"))
-    headers = _with_documents(catalog, headers, assembled, customers, template_dir)
+    # each line's breakdown as JSON once: the warehouse keeps it, the documents are built from it
+    details = [detail_rows(text) for text in assembled.lines.select(details_json(pl.col("details"))).to_series()]
+    lines = assembled.lines.with_columns(
+        pl.Series("details_json", [compact_json(rows) for rows in details], dtype=pl.String)).drop("details")
+    headers = _with_documents(catalog, headers, lines, details, assembled, customers, template_dir)
     finals = headers.filter(pl.col("status") == "final")
     wallet_draws = finals.filter(pl.col("wallet_applied_amount") > 0).select(
         "invoice_id", "account_id", pl.col("issue_date").alias("draw_date"),
         pl.col("wallet_applied_amount").alias("amount"))
-    return BillingResult(invoices=headers, lines=assembled.lines, charges=assembled.charges,
+    return BillingResult(invoices=headers, lines=lines, charges=assembled.charges,
                          credit_draws=assembled.credit_draws, wallet_draws=wallet_draws, rule_log=assembled.rule_log)
 
 
-def _with_documents(catalog: Catalog, headers: pl.DataFrame, assembled: AssembledInvoices,
-                    customers: pl.DataFrame, template_dir: Path | None) -> pl.DataFrame:
+def _with_documents(catalog: Catalog, headers: pl.DataFrame, lines: pl.DataFrame, details: list[list[dict]],
+                    assembled: AssembledInvoices, customers: pl.DataFrame, template_dir: Path | None) -> pl.DataFrame:
     """Render each invoice's JSON and HTML (one document per invoice: the output is per invoice)."""
-    environment = template_environment(template_dir)
     customers = {row["customer_id"]: row for row in customers.iter_rows(named=True)}
 
-    def by_invoice(frame: pl.DataFrame, order: str) -> dict:
-        return frame.sort("invoice_id", order).partition_by("invoice_id", as_dict=True)
+    def by_invoice(frame: pl.DataFrame, order: str) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for row in frame.sort("invoice_id", order).iter_rows(named=True):
+            grouped.setdefault(row["invoice_id"], []).append(row)
+        return grouped
 
-    def rows(parts: dict, invoice_id: str) -> list[dict]:
-        key = (invoice_id,)
-        return parts[key].to_dicts() if key in parts else []
-
-    lines = by_invoice(assembled.lines, "line_number")
+    lines = by_invoice(lines.with_columns(pl.Series("details", details, dtype=pl.Object)), "line_number")
     charges = by_invoice(assembled.charges, "charge_number")
     draws = by_invoice(assembled.credit_draws, "draw_number")
-    documents_json, documents_html = [], []
-    for header in headers.iter_rows(named=True):
-        invoice_id = header["invoice_id"]
-        document = invoice_document(header, rows(lines, invoice_id), rows(charges, invoice_id), catalog.billing.issuer,
-                                    _customer(customers.get(header["customer_id"]), header["customer_id"]),
-                                    credit_draws=rows(draws, invoice_id))
-        documents_json.append(render_json(document))
-        documents_html.append(render_html(document, environment))
-    return headers.with_columns(pl.Series("document_json", documents_json, dtype=pl.String),
-                                pl.Series("document_html", documents_html, dtype=pl.String))
+    documents = [
+        invoice_document(header, lines.get(header["invoice_id"], []), charges.get(header["invoice_id"], []),
+                         catalog.billing.issuer, _customer(customers.get(header["customer_id"]), header["customer_id"]),
+                         credit_draws=draws.get(header["invoice_id"], []))
+        for header in headers.iter_rows(named=True)]
+    return headers.with_columns(
+        pl.Series("document_json", [render_json(document) for document in documents], dtype=pl.String),
+        pl.Series("document_html", render_html_documents(documents, template_dir), dtype=pl.String))
 
 
 def _customer(row: dict | None, customer_id: str | None) -> dict:

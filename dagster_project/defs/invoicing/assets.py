@@ -13,7 +13,6 @@ from dagster_project.defs.progress import progress
 from dagster_project.defs.rating.assets import rated_lines
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, WarehouseResource
 from dagster_project.invoicing.billing import BillingRange, issue
-from dagster_project.invoicing.documents import details_json
 
 
 @dg.asset(group_name="invoicing", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
@@ -33,10 +32,8 @@ def invoices(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
         result = issue(loaded, span, store.due_invoices(con), store.rated_lines(con, first, last),
                        store.closed_meter_usage(con), store.account_attributes(con), store.ledgers(con, first),
                        stored, store.customers(con), store.current_batch(con), catalog.directory / "templates")
-        details = pl.Series("details_json", [details_json(d) for d in result.lines["details"].to_list()],
-                            dtype=pl.String)
         held = store.held_accounts(con)["account_id"].to_list()
-        store.save_invoices(con, result, details, first, last, held)
+        store.save_invoices(con, result, first, last, held)
         by_status = dict(result.invoices.group_by("status").len().iter_rows())
         finals_before = stored.filter(pl.col("status") == "final").height
         stage.done(f"{by_status.get('draft', 0):,} draft, {by_status.get('final', 0):,} newly final "
