@@ -97,12 +97,12 @@ create table if not exists billing.invoices (
     numbering_period varchar,           -- the sequence an invoice number belongs to (e.g. 2026 when yearly)
     invoice_sequence integer,
     currency varchar not null,
-    subtotal_amount decimal(38, 2) not null,
-    credits_applied_amount decimal(38, 2) not null,
-    custom_charges_amount decimal(38, 2) not null,
-    total_amount decimal(38, 2) not null,
-    wallet_applied_amount decimal(38, 2) not null,
-    amount_due_amount decimal(38, 2) not null,
+    subtotal_amount decimal(38, 4) not null,
+    credits_applied_amount decimal(38, 4) not null,
+    custom_charges_amount decimal(38, 4) not null,
+    total_amount decimal(38, 4) not null,
+    wallet_applied_amount decimal(38, 4) not null,
+    amount_due_amount decimal(38, 4) not null,
     finalized_after_batch integer,      -- events loaded in later batches for this cycle are late
     computed_as_of date not null,
     is_committed boolean not null,      -- a final invoice is permanent once its run committed it
@@ -117,7 +117,7 @@ create table if not exists billing.invoice_lines (
     billable_item varchar,
     description varchar not null,
     quantity decimal(38, 18),
-    amount decimal(38, 2) not null,
+    amount decimal(38, 4) not null,
     details_json varchar not null
 );
 
@@ -126,7 +126,7 @@ create table if not exists billing.invoice_custom_charges (
     charge_number integer not null,
     charge_name varchar not null,
     rate decimal(38, 18),
-    amount decimal(38, 2) not null
+    amount decimal(38, 4) not null
 );
 
 create table if not exists billing.credit_draws (
@@ -231,7 +231,12 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 _MIGRATIONS = """
 alter table billing.invoices add column if not exists numbering_prefix varchar;
 alter table billing.invoices add column if not exists is_committed boolean default true;
-"""
+""" + "".join(  # money was DECIMAL(38, 2) before three- and four-digit currencies (KWD, CLF)
+    f"alter table billing.{table} alter column {column} type decimal(38, 4);\n"
+    for table, columns in {"invoices": ["subtotal_amount", "credits_applied_amount", "custom_charges_amount",
+                                        "total_amount", "wallet_applied_amount", "amount_due_amount"],
+                           "invoice_lines": ["amount"], "invoice_custom_charges": ["amount"]}.items()
+    for column in columns)
 
 
 # What earlier runs left that metering reads, copied at the start of a run by the billing_state

@@ -136,7 +136,7 @@ def test_an_item_is_priced_once_and_by_the_right_kind_of_rate_card(config):
                     '    - {billable_item: api_calls, model: per_unit, unit_price: "2"}\n'
                     '  fixed_fees:\n    - {billable_item: storage, amount: "5"}\n')
     assert problems(config) == [
-        "price_plans/growth.yaml: currency: must be a three-letter currency code",
+        "price_plans/growth.yaml: currency: must be an ISO 4217 currency code (USD, EUR, JPY, KWD, ...)",
     ]
     plan.write_text(plan.read_text().replace("usd", "USD"))
     assert problems(config) == [

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagster_project.invoicing.credits import draw_credits, draw_wallet
-from dagster_project.rating.money import WORK
+from dagster_project.money import WORK
 
 GRANT_SCHEMA = {"grant_id": pl.String, "account_id": pl.String, "amount": WORK, "applies_to": pl.String,
                 "granted_date": pl.Date, "expiry_date": pl.Date, "priority": pl.Int32}

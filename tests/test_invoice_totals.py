@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dagster_project.catalog import load_catalog
 from dagster_project.invoicing.assembly import Ledgers, assemble
-from dagster_project.rating.money import WORK
+from dagster_project.money import WORK
 from dagster_project.rating.usage import DETAIL
 from tests.conftest import CASES
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
+from dagster_project.money import WORK
 from dagster_project.rating.fees import rate_fees
 from dagster_project.rating.licenses import rate_licenses
-from dagster_project.rating.money import WORK
 
 LICENSE_CARDS = pl.LazyFrame(
     {"price_plan": ["daily", "peak"], "line_position": [0, 0], "billable_item": ["seats", "seats"],

@@ -6,7 +6,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from dagster_project.rating.money import WORK, format_money, format_quantity, round_money
+from dagster_project.money import WORK, format_money, format_quantity, is_iso_currency, minor_unit_digits, round_money
 
 
 def rounded(values: list[str], mode: str, digits: int = 2) -> list[Decimal]:
@@ -43,3 +43,17 @@ def test_quantity_text_has_no_trailing_zeros_or_exponent():
     assert format_quantity(Decimal("370.490000")) == "370.49"
     assert format_quantity(Decimal("0E-18")) == "0"
     assert format_quantity(Decimal("0.000000000000000001")) == "0.000000000000000001"
+
+
+def test_minor_units_come_from_iso_4217_data():
+    assert [minor_unit_digits(c) for c in ("USD", "EUR", "JPY", "KRW", "KWD", "BHD", "OMR")] == [2, 2, 0, 0, 3, 3, 3]
+    assert not is_iso_currency("XYZ")
+    with pytest.raises(ValueError, match="XYZ"):
+        minor_unit_digits("XYZ")
+
+
+def test_three_digit_currencies_round_to_thousandths():
+    assert rounded(["1.2345", "-1.2345", "0.0005"], "half_up", digits=3) == [
+        Decimal("1.235"), Decimal("-1.235"), Decimal("0.001")]
+    assert rounded(["1.2345"], "half_even", digits=3) == [Decimal("1.234")]
+    assert format_money(Decimal("12.3"), 3) == "12.300"

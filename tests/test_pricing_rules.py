@@ -17,8 +17,8 @@ from json_logic import jsonLogic
 
 from dagster_project.catalog import ConfigError, load_catalog
 from dagster_project.invoicing.adjustments import adjust
-from dagster_project.rating.money import WORK
-from dagster_project.rating.rules import RuleError, compile_rule_expression, truthy
+from dagster_project.jsonlogic import RuleError, compile_rule_expression, truthy
+from dagster_project.money import WORK
 from dagster_project.rating.usage import DETAIL
 from tests.conftest import CASES
 

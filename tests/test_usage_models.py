@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from dagster_project.catalog import load_catalog
-from dagster_project.rating.money import WORK
+from dagster_project.money import WORK
 from dagster_project.rating.rate_cards import usage_cards, usage_tiers
 from dagster_project.rating.usage import rate_usage
 

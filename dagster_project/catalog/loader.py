@@ -21,7 +21,10 @@ from dagster_project.catalog.models import (
     PricePlan,
     UsageMeter,
     UsageMetersFile,
+    plan_meters,
 )
+from dagster_project.catalog.problems import BILLING_FILE, ConfigError, ConfigProblem
+from dagster_project.catalog.validation import compiled_filters, validate_catalog
 from dagster_project.catalog.yaml_files import YamlFileError, load_yaml
 
 # The list files may be absent (a company without usage has no meters); billing.yaml may not.
@@ -30,24 +33,7 @@ LIST_FILES = {
     "usage_meters.yaml": UsageMetersFile,
     "billable_items.yaml": BillableItemsFile,
 }
-BILLING_FILE = "billing.yaml"
 PLANS_DIR = "price_plans"
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.message}" if self.path else f"{self.file}: {self.message}"
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[ConfigProblem]):
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -67,15 +53,7 @@ class Catalog:
         return plan_meters(self.price_plans[plan_name], self.billable_items)
 
 
-def plan_meters(plan: PricePlan, items: dict[str, BillableItem]) -> list[str]:
-    """Meters whose quantities a plan needs: its usage items' and metered features' meters."""
-    names = [card.billable_item for card in plan.rate_cards.usage] + [ent.feature for ent in plan.entitlements]
-    return list(dict.fromkeys(items[n].usage_meter for n in names if n in items and items[n].usage_meter))
-
-
 def load_catalog(config_dir: Path | str) -> Catalog:
-    from dagster_project.catalog.validation import compiled_filters, validate_catalog
-
     config_dir = Path(config_dir)
     problems: list[ConfigProblem] = []
     if not config_dir.is_dir():
@@ -148,11 +126,11 @@ def _describe(err: dict) -> tuple[str, str]:
     elif kind == "missing":
         message = "is required"
     elif kind == "string_pattern_mismatch":
-        pattern = ctx.get("pattern", "")
-        message = ("must be a three-letter currency code" if "A-Z" in pattern
-                   else "must be a name matching [a-z][a-z0-9_]*")
+        message = "must be a name matching [a-z][a-z0-9_]*"
     elif kind == "literal_error":
         message = f"must be one of {ctx.get('expected', '').replace(' or ', ', ')}".replace("'", "")
+    elif kind == "value_error":
+        message = str(ctx.get("error", err["msg"]))
     elif kind.startswith("decimal"):
         message = "must be a decimal number"
     else:

@@ -9,11 +9,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from dagster_project.money import is_iso_currency
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _iso_currency(code: str) -> str:
+    if not is_iso_currency(code):
+        raise ValueError("must be an ISO 4217 currency code (USD, EUR, JPY, KWD, ...)")
+    return code
+
+
+Currency = Annotated[str, AfterValidator(_iso_currency)]
 
 
 class Strict(BaseModel):
@@ -229,3 +239,9 @@ class BillingSettings(Strict):
     invoice_numbering: InvoiceNumbering = InvoiceNumbering()
     rounding: Literal["half_up", "half_even", "down"] = "half_up"
     custom_charges: list[CustomCharge] = []
+
+
+def plan_meters(plan: PricePlan, items: dict[str, BillableItem]) -> list[str]:
+    """Meters whose quantities a plan needs: its usage items' and metered features' meters."""
+    names = [card.billable_item for card in plan.rate_cards.usage] + [ent.feature for ent in plan.entitlements]
+    return list(dict.fromkeys(items[n].usage_meter for n in names if n in items and items[n].usage_meter))

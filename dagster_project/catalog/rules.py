@@ -1,11 +1,11 @@
 """Validation of JsonLogic pricing rules (SPEC 4.6): a rule that cannot be compiled, reads an
 unknown variable or does not compute a number is a configuration error naming the rule.
 
-The language is defined once, by the compiler in rating/rules.py; validation compiles each rule.
+The language is defined once, by the compiler in jsonlogic.py; validation compiles each rule.
 """
 from __future__ import annotations
 
-from dagster_project.rating.rules import NUMBER, RuleError, compile_rule_expression, variables_of
+from dagster_project.jsonlogic import NUMBER, RuleError, compile_rule_expression, variables_of
 
 CYCLE_VARIABLES = ("days", "index", "proration")
 LINE_FIELDS = ("quantity", "amount")

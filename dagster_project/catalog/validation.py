@@ -10,13 +10,14 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from dagster_project.catalog.filters import parse_filter
-from dagster_project.catalog.loader import BILLING_FILE, ConfigProblem, plan_meters
 from dagster_project.catalog.models import (
     BillableItem,
     EventSchema,
     PricePlan,
     UsageMeter,
+    plan_meters,
 )
+from dagster_project.catalog.problems import BILLING_FILE, ConfigProblem
 from dagster_project.catalog.rules import check_rules
 from dagster_project.limits import decimal_problem
 

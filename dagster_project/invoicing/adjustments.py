@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from dagster_project.catalog import Catalog
-from dagster_project.rating.money import WORK, clamp_low, round_money, zero
-from dagster_project.rating.rules import as_number, compile_rule_expression, truthy, variables_of
+from dagster_project.jsonlogic import as_number, compile_rule_expression, truthy, variables_of
+from dagster_project.money import WORK, clamp_low, round_money, zero
 from dagster_project.rating.usage import detail
 
 SUBTOTAL = "invoice.subtotal"

@@ -12,7 +12,7 @@ from dagster_project.catalog import Catalog
 from dagster_project.catalog.models import BillingSettings
 from dagster_project.invoicing.adjustments import adjust
 from dagster_project.invoicing.credits import draw_credits, draw_wallet
-from dagster_project.rating.money import WORK, round_money, zero
+from dagster_project.money import WORK, round_money, zero
 
 # Invoice sections in SPEC 4.5 order; a line's number follows (section, position in its section).
 SECTIONS = {"usage": 0, "named_license": 0, "license": 1, "fixed_fee": 2, "pricing_rule": 3,

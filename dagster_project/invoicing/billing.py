@@ -23,9 +23,9 @@ from dagster_project.invoicing.documents import (
     render_json,
 )
 from dagster_project.invoicing.finalization import finalize
+from dagster_project.money import WORK, minor_unit_digits
 from dagster_project.rating.fees import rate_fees
 from dagster_project.rating.licenses import rate_licenses
-from dagster_project.rating.money import WORK, minor_unit_digits
 from dagster_project.rating.rate_cards import (
     fee_cards,
     license_cards,

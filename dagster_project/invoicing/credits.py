@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from dagster_project.invoicing.kinds import KIND_ORDER
-from dagster_project.rating.money import WORK, clamp_high, clamp_low, zero
+from dagster_project.money import WORK, clamp_high, clamp_low, zero
 
 DRAW_SCHEMA = {"invoice_id": pl.String, "account_id": pl.String, "grant_id": pl.String, "draw_number": pl.Int32,
                "amount": WORK}

@@ -16,7 +16,7 @@ import orjson
 import polars as pl
 
 from dagster_project.catalog.models import Issuer
-from dagster_project.rating.money import format_money, format_quantity
+from dagster_project.money import format_money, format_quantity
 from dagster_project.rating.usage import DETAIL_FIELDS
 
 DEFAULT_TEMPLATE_DIR = Path(__file__).parent / "templates"

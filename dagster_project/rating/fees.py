@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dagster_project.rating.money import WORK, dec, round_money
+from dagster_project.money import WORK, dec, round_money
 from dagster_project.rating.usage import detail
 
 

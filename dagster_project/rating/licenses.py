@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dagster_project.rating.money import WORK, round_money, zero
+from dagster_project.money import WORK, round_money, zero
 from dagster_project.rating.usage import detail
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import polars as pl
 
 from dagster_project.catalog import Catalog
-from dagster_project.rating.money import WORK, minor_unit_digits
+from dagster_project.money import WORK, minor_unit_digits
 
 USAGE_CARD_SCHEMA = {
     "price_plan": pl.String, "line_position": pl.Int32, "billable_item": pl.String, "line_type": pl.String,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dagster_project.rating.money import WORK, clamp_high, clamp_low, dec, round_money, zero
+from dagster_project.money import WORK, clamp_high, clamp_low, dec, round_money, zero
 
 LINE_KEY = ["invoice_id", "line_position"]
 DETAIL_FIELDS = {

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from dagster_project.rating.money import WORK
+from dagster_project.money import WORK
 
 # operator -> (fewest arguments, most arguments or None)
 OPERATORS = {

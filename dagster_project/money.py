@@ -1,4 +1,8 @@
-"""Exact money arithmetic in Polars: one working decimal type, one rounding per line.
+"""The money kernel: currencies, exact arithmetic in Polars, one rounding per line, money text.
+
+Catalog, rating and invoicing import this module; it imports none of them. Currency facts (which
+codes are ISO 4217, how many minor-unit digits each has) come from Babel's CLDR data, never from
+a hand-written table.
 
 All rating arithmetic is Decimal(38, 18): products and quotients are exact whenever the inputs'
 decimal places add up to 18 or fewer, and a quotient by a day count (at most 366) is never close
@@ -7,15 +11,32 @@ enough to a rounding tie for its 18th-place rounding to change the line's final 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 import polars as pl
+from babel.numbers import get_currency_precision, list_currencies
 
 WORK = pl.Decimal(38, 18)
-ZERO_DIGIT_CURRENCIES = frozenset({"JPY", "KRW"})
 
 
+@cache
+def iso_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def is_iso_currency(code: str) -> bool:
+    return code in iso_currencies()
+
+
+@cache
 def minor_unit_digits(currency: str) -> int:
-    return 0 if currency in ZERO_DIGIT_CURRENCIES else 2
+    """ISO 4217 minor units: USD 2, JPY 0, KWD 3, CLF 4."""
+    if not is_iso_currency(currency):
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code")
+    return get_currency_precision(currency)
+
+
+MINOR_UNIT_DIGITS = sorted({get_currency_precision(code) for code in list_currencies()})
 
 
 def dec(value) -> pl.Expr:
@@ -30,10 +51,12 @@ def zero() -> pl.Expr:
 
 
 def round_money(amount: pl.Expr, digits: pl.Expr, mode: str) -> pl.Expr:
-    """Round to the currency's minor unit (`digits` per row: 0 or 2) with the configured mode."""
-    return (pl.when(digits == 0).then(_round(amount, 0, mode))
-            .otherwise(_round(amount, 2, mode))
-            .cast(WORK))
+    """Round to the currency's minor unit (`digits` per row) with the configured mode."""
+    *others, last = MINOR_UNIT_DIGITS
+    rounded = _round(amount, last, mode)
+    for places in reversed(others):
+        rounded = pl.when(digits == places).then(_round(amount, places, mode)).otherwise(rounded)
+    return rounded.cast(WORK)
 
 
 def _round(amount: pl.Expr, places: int, mode: str) -> pl.Expr:
