@@ -108,9 +108,37 @@ def ledgers(con: duckdb.DuckDBPyConnection, first_month: date) -> Ledgers:
                                 f"(select invoice_id from billing.invoices where {_COMMITTED_FINAL})"))
 
 
-def documents(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[tuple[str, str, str]]:
-    return con.execute("select invoice_id, document_json, document_html from billing.invoices "
-                       "where billing_month between ? and ? order by invoice_id", [first, last]).fetchall()
+def document_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date) -> pl.DataFrame:
+    """The documents of the billing months: invoice_id, the digest of their text, the byte sizes of
+    their files, and the digest last published to `directory` (null when never published there)."""
+    return frame(con, """
+        select i.invoice_id, md5(i.document_json || i.document_html) as digest,
+               strlen(i.document_json) as json_bytes, strlen(i.document_html) as html_bytes,
+               p.digest as published_digest
+        from billing.invoices as i
+        left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
+        where i.billing_month between ? and ?
+        order by i.invoice_id""", [directory, first, last])
+
+
+def document_texts(con: duckdb.DuckDBPyConnection, invoice_ids: list[str]):
+    """(invoice_id, json, html) of some invoices, streamed in batches: never all documents at once."""
+    cursor = con.execute("select invoice_id, document_json, document_html from billing.invoices "
+                         "where invoice_id in (select unnest(?::varchar[])) order by invoice_id", [invoice_ids])
+    while batch := cursor.fetchmany(2_000):
+        yield from batch
+
+
+def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl.DataFrame,
+                     removed: list[str]) -> None:
+    """What the invoices directory now holds (invoice_id, digest), so the next run writes only what changed."""
+    con.execute("begin transaction")
+    ids = written["invoice_id"].to_list() + removed
+    con.execute("delete from billing.published_documents where directory = ? "
+                "and invoice_id in (select unnest(?::varchar[]))", [directory, ids])
+    insert_rows(con, "billing.published_documents", written.select(pl.lit(directory).alias("directory"),
+                                                                     "invoice_id", "digest"))
+    con.execute("commit")
 
 
 def invoice_ids(con: duckdb.DuckDBPyConnection) -> set[str]:

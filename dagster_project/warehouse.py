@@ -110,6 +110,12 @@ create table if not exists billing.invoices (
     document_html varchar not null
 );
 
+create table if not exists billing.published_documents (   -- what each invoices directory holds
+    directory varchar not null,
+    invoice_id varchar not null,
+    digest varchar not null             -- md5 of the document's JSON and HTML text when written
+);
+
 create table if not exists billing.invoice_lines (
     invoice_id varchar not null,
     line_number integer not null,

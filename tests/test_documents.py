@@ -61,3 +61,39 @@ def test_a_lines_breakdown_is_exact_text_without_empty_fields():
                      "unit_price": "0.002", "amount": "0"}]
     assert compact_json(rows) == ('[{"kind":"tier","tier":2,"from":"1000","from_date":"2026-10-01",'
                                   '"quantity":"11500","unit_price":"0.002","amount":"0"}]')
+
+
+def test_publishing_writes_only_changed_or_damaged_documents_and_removes_gone_ones(tmp_path):
+    import hashlib
+
+    import polars as pl
+
+    from dagster_project.invoicing.publishing import publish
+
+    documents = {"a/2026-10-01_cycle": ('{"total": "1.00"}', "<p>1.00</p>"),
+                 "b/2026-10-01_cycle": ('{"total": "2.00"}', "<p>2.00</p>")}
+    published: dict[str, str] = {}
+
+    def run(existing: set[str]):
+        stamps = pl.DataFrame([
+            {"invoice_id": i, "digest": hashlib.md5((j + h).encode()).hexdigest(), "json_bytes": len(j.encode()),
+             "html_bytes": len(h.encode()), "published_digest": published.get(i)}
+            for i, (j, h) in sorted(documents.items())])
+        report = publish(tmp_path, stamps, lambda ids: [(i, *documents[i]) for i in ids], existing)
+        published.update(dict(report.rewritten.iter_rows()))
+        return report
+
+    first = run(set(documents))
+    assert (first.written, first.unchanged, first.removed) == (4, 0, 0)
+    assert (tmp_path / "b" / "2026-10-01_cycle.html").read_text() == "<p>2.00</p>"
+    again = run(set(documents))
+    assert (again.written, again.unchanged) == (0, 4)
+    (tmp_path / "a" / "2026-10-01_cycle.json").unlink()  # a damaged directory is repaired
+    documents["b/2026-10-01_cycle"] = ('{"total": "3.00"}', "<p>3.00</p>")  # a draft that changed
+    repaired = run(set(documents))
+    assert (repaired.written, repaired.unchanged) == (4, 0)
+    assert (tmp_path / "b" / "2026-10-01_cycle.json").read_text() == '{"total": "3.00"}'
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "2026-09-01_cycle.json").write_text("{}")  # an invoice that no longer exists
+    assert run(set(documents)).removed_ids == ["c/2026-09-01_cycle"]
+    assert not (tmp_path / "c" / "2026-09-01_cycle.json").exists()

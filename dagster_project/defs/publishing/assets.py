@@ -27,22 +27,24 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     first, last = month_range(context)
     directory = invoices_dir.directory
     with warehouse.connect() as con:
-        documents = store.documents(con, first, last)
         existing = store.invoice_ids(con)
         try:
             check_paths(directory, existing)  # before anything is committed or written
         except UnsafePath as exc:
             raise dg.Failure(description=str(exc)) from None
         committed = store.commit(con)
-    with progress(context, "publishing", total=len(documents)) as stage:
-        published = publish(directory, documents, existing, on_document=stage.advance)
-        stage.done(f"{committed:,} invoice(s) made final; {len(documents):,} invoices to {directory} "
-                   f"({published.written:,} files written, {published.unchanged:,} unchanged, "
-                   f"{published.removed:,} removed)")
-    return dg.MaterializeResult(metadata={"committed": committed, "invoices": len(documents),
+        stamps = store.document_stamps(con, str(directory), first, last)
+        with progress(context, "publishing", total=stamps.height) as stage:
+            published = publish(directory, stamps, lambda ids: store.document_texts(con, ids), existing,
+                                 on_document=stage.advance)
+            store.record_published(con, str(directory), published.rewritten, published.removed_ids)
+            stage.done(f"{committed:,} invoice(s) made final; {stamps.height:,} invoices to {directory} "
+                       f"({published.written:,} files written, {published.unchanged:,} unchanged, "
+                       f"{published.removed:,} removed)")
+    return dg.MaterializeResult(metadata={"committed": committed, "invoices": stamps.height,
                                           "files_written": published.written, "files_unchanged": published.unchanged,
                                           "files_removed": published.removed, "directory": str(directory),
-                                          "dagster/row_count": len(documents)})
+                                          "dagster/row_count": stamps.height})
 
 
 @dg.asset(group_name="publishing", deps=[published_invoices], kinds={"python", "duckdb", "parquet"},
