@@ -165,11 +165,16 @@ def measure(events: int, accounts: int, daily: float, repeat: int) -> dict:
         if day.returncode:
             raise SystemExit(f"the daily run failed:\n{(day.stdout + day.stderr)[-2000:]}")
         runs.append({"full": full_s, "floor": floor_s, "rss": max(full_rss, day_rss), "daily": day_s,
-                     "stages": [line for line in full.stdout.splitlines() if line.startswith("  ")]})
+                     "stages": _stages(full), "daily_stages": _stages(day)})
         print(f"  {events:,} events: full {full_s:.1f} s, floor {floor_s:.1f} s, daily {day_s:.1f} s, "
               f"peak {max(full_rss, day_rss) / 2**30:.2f} GiB", flush=True)
     median = {key: statistics.median(run[key] for run in runs) for key in ("full", "floor", "rss", "daily")}
-    return {**median, "events": events, "accounts": accounts, "stages": runs[-1]["stages"]}
+    return {**median, "events": events, "accounts": accounts, "stages": runs[-1]["stages"],
+            "daily_stages": runs[-1]["daily_stages"]}
+
+
+def _stages(run: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in run.stdout.splitlines() if line.startswith("  ")]
 
 
 def main() -> int:
@@ -194,6 +199,8 @@ def main() -> int:
     for r in results:
         print(f"\nstages of the full run at {r['events']:,} events:")
         print("\n".join(r["stages"]))
+        print(f"stages of the daily run at {r['events']:,} events:")
+        print("\n".join(r["daily_stages"]))
     return 0
 
 

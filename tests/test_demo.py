@@ -121,3 +121,19 @@ def test_every_model_is_described_and_dbt_docs_generate_works(demo, tmp_path):
     invoices = catalog["nodes"]["model.tally.fct_invoices"]
     assert invoices["metadata"]["comment"].startswith("One row per invoice")
     assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_bi_tools_read_the_publication_through_sqlalchemy_with_the_documented_string(demo):
+    import sqlalchemy
+
+    publication = demo / "warehouse" / "tally.published.duckdb"
+    engine = sqlalchemy.create_engine(f"duckdb:///{publication}?access_mode=read_only")  # as in the README
+    try:
+        with engine.connect() as connection:
+            invoices = connection.execute(sqlalchemy.text(
+                "select count(*), count(invoice_number) from marts.fct_invoices")).one()
+            assert tuple(invoices) == query(demo, "select count(*), count(invoice_number) from marts.fct_invoices")[0]
+            with pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
+                connection.execute(sqlalchemy.text("create table marts.scratch (x integer)"))
+    finally:
+        engine.dispose()
