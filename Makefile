@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test dev validate bench clean
+.PHONY: demo test dev docs validate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ dev: $(STAMP)
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster} && mkdir -p $$DAGSTER_HOME && \
 	(test -f $$DAGSTER_HOME/dagster.yaml || cp dagster_project/dagster.yaml $$DAGSTER_HOME/) && \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev
+
+# dbt's documentation of every model and column, from the warehouse `make demo` (or TALLY_WAREHOUSE) wrote:
+# http://localhost:8080 (DOCS_PORT to change it)
+docs: $(STAMP)
+	cd dbt_project && TALLY_WAREHOUSE=$${TALLY_WAREHOUSE:-$(CURDIR)/warehouse/tally.duckdb} \
+		../$(BIN)/dbt docs generate --quiet --project-dir . --profiles-dir . --target-path target/docs && \
+		../$(BIN)/dbt docs serve --project-dir . --profiles-dir . --target-path target/docs \
+		--port $${DOCS_PORT:-8080} --no-browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_benchmark.py
