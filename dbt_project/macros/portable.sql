@@ -1,17 +1,9 @@
 {#-
     The DuckDB-only SQL of the project, behind dispatchable macros: to run the models on another
     engine (Spark through dbt-spark is the next step), implement these for its adapter
-    (`spark__latest_value`, ...). The README lists them. The meter SQL compiled in Python
-    (dagster_project/catalog/filters.py) uses MAP access too: see attribute_value / dimension_value.
+    (`spark__list_where`, ...). The README lists them. The meter SQL compiled in Python
+    (dagster_project/catalog/filters.py) uses MAP access and arg_max (LATEST) too.
 -#}
-
-{#- The value of the latest row by an ordering (ties: the greatest of the next columns). -#}
-{% macro latest_value(value, order_by) -%}
-    {{ return(adapter.dispatch('latest_value', 'tally')(value, order_by)) }}
-{%- endmacro %}
-{% macro duckdb__latest_value(value, order_by) -%}
-    arg_max({{ value }}, ({{ order_by | join(', ') }}))
-{%- endmacro %}
 
 {#- Keep the elements of a list for which a predicate over `x` holds. -#}
 {% macro list_where(list, predicate) -%}
