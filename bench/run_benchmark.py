@@ -11,6 +11,12 @@ ids and computes the same meters per account and month from the same files; `tal
 2026-11-10` on a fresh warehouse (the full run); and a daily run: 3% more events in the next, open
 cycle, `tally run --as-of 2026-11-11` on the same warehouse. Times are wall clock of the whole
 process, peak RSS from /usr/bin/time. A script, not a test: machines are noisy; read the ratios.
+
+    .venv/bin/python bench/run_benchmark.py --pdf-only 2000
+
+times the PDF stage alone: N synthetic final invoices of the bench plan (four lines, three tiers,
+a package), rendered to a scratch directory as the invoice_pdfs asset renders them, with the rate
+and the time 100k invoices would take.
 """
 from __future__ import annotations
 
@@ -20,7 +26,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -177,6 +186,92 @@ def _stages(run: subprocess.CompletedProcess) -> list[str]:
     return [line for line in run.stdout.splitlines() if line.startswith("  ")]
 
 
+def synthetic_documents(count: int) -> dict[str, str]:
+    """JSON documents of `count` final invoices of the bench plan, each with its own numbers."""
+    from dagster_project.catalog.models import Issuer
+    from dagster_project.invoicing.documents import invoice_document, render_json
+
+    issuer = Issuer(name="Bench Inc.", address="1 Bench Way", tax_id="B-1")
+    documents = {}
+    for i in range(count):
+        volume, charges, calls, gb = (Decimal(1000 + i % 50_000) + Decimal(i % 100) / 100, 40 + i % 500,
+                                      Decimal(500 + (i * 37) % 150_000), Decimal(i % 1000))
+        tier_2 = min(max(calls - 1000, Decimal(0)), Decimal(99_000))
+        tier_3 = max(calls - 100_000, Decimal(0))
+        packages = -(-max(gb - 50, Decimal(0)) // 100)
+        lines = [
+            _line("usage", "card_pct", "Card processing 2.9%", volume, volume * Decimal("0.029"),
+                  [{"kind": "percentage", "quantity": str(volume), "rate": "0.029",
+                    "amount": str(volume * Decimal("0.029"))}]),
+            _line("usage", "card_fee", "Card transactions", Decimal(charges), charges * Decimal("0.30"),
+                  [{"kind": "per_unit", "quantity": str(charges), "unit_price": "0.3",
+                    "amount": str(charges * Decimal("0.30"))}]),
+            _line("usage", "api", "API calls", calls, tier_2 * Decimal("0.002") + 5 + tier_3 * Decimal("0.001"), [
+                {"kind": "tier", "tier": 1, "from": "0", "up_to": "1000", "quantity": str(min(calls, 1000)),
+                 "unit_price": "0", "flat_fee": "0", "amount": "0"},
+                {"kind": "tier", "tier": 2, "from": "1000", "up_to": "100000", "quantity": str(tier_2),
+                 "unit_price": "0.002", "flat_fee": "5", "amount": str(tier_2 * Decimal("0.002") + 5)},
+                {"kind": "tier", "tier": 3, "from": "100000", "quantity": str(tier_3), "unit_price": "0.001",
+                 "flat_fee": "0", "amount": str(tier_3 * Decimal("0.001"))}]),
+            _line("usage", "storage", "Storage", gb, packages * 10, [
+                {"kind": "package", "quantity": str(gb), "free_units": "50",
+                 "billable_units": str(max(gb - 50, Decimal(0))), "package_size": "100", "packages": str(packages),
+                 "unit_price": "10", "amount": str(packages * 10)}]),
+        ]
+        subtotal = sum(line["amount"] for line in lines)
+        header = {"invoice_number": f"INV-2026-{i + 1:07d}", "status": "final", "kind": "cycle",
+                  "account_id": f"acct_{i}", "customer_id": f"cus_{i}", "price_plan": "bench", "currency": "USD",
+                  "currency_digits": 2, "period_start_date": date(2026, 10, 1), "period_end_date": date(2026, 11, 1),
+                  "issue_date": date(2026, 11, 4), "subtotal_amount": subtotal, "credits_applied_amount": Decimal(0),
+                  "total_amount": subtotal, "wallet_applied_amount": Decimal(0), "amount_due_amount": subtotal}
+        customer = {"customer_id": f"cus_{i}", "name": f"Customer {i}", "email": f"c{i}@example.com"}
+        document = invoice_document(header, lines, [], issuer, customer, payment_terms_days=30,
+                                    units={"card_pct": "USD", "api": "calls", "storage": "GB"})
+        documents[f"acct_{i}/2026-10-01_cycle"] = render_json(document)
+    return documents
+
+
+def _line(kind: str, item: str, name: str, quantity: Decimal, amount: Decimal, details: list[dict]) -> dict:
+    return {"line_type": kind, "billable_item": item, "description": name, "quantity": quantity,
+            "amount": amount.quantize(Decimal("0.01")), "details": details}
+
+
+def measure_pdfs(count: int) -> None:
+    """Render `count` synthetic invoices' PDFs as the invoice_pdfs asset does, and print the rate.
+    The wall-clock rate depends on what else the machine runs; the CPU time of one document (a
+    sample rendered in this process) does not, and gives the time 100k take on free cores."""
+    import hashlib
+
+    import orjson
+    import polars as pl
+
+    from dagster_project.invoicing.pdf import PdfRenderer, publish_pdfs
+
+    documents = synthetic_documents(count)
+    renderer, sample = PdfRenderer("en_US"), list(documents.values())[:200]
+    renderer.render(orjson.loads(sample[0]))  # the compiler's fonts and template, loaded once
+    cpu = time.process_time()
+    for text in sample:
+        renderer.render(orjson.loads(text))
+    cpu_ms = (time.process_time() - cpu) / len(sample) * 1000
+    stamps = pl.DataFrame([{"invoice_id": invoice_id, "digest": hashlib.md5(text.encode()).hexdigest(),
+                            "rendered_digest": None, "pdf_bytes": None} for invoice_id, text in documents.items()],
+                          schema={"invoice_id": pl.String, "digest": pl.String, "rendered_digest": pl.String,
+                                  "pdf_bytes": pl.Int64})
+    with tempfile.TemporaryDirectory(prefix="tally-bench-pdf-") as scratch:
+        started = time.monotonic()
+        report = publish_pdfs(Path(scratch), stamps, lambda ids: ((i, documents[i]) for i in ids),
+                              set(documents), set(), "en_US")
+        seconds = time.monotonic() - started
+        size = report.rendered["pdf_bytes"].mean()
+    cores = os.cpu_count() or 1
+    rate = report.rendered.height / seconds
+    print(f"{report.rendered.height:,} PDFs ({size / 1024:.0f} KiB each) in {seconds:.1f} s on {cores} core(s): "
+          f"{rate:.0f} per second; 100k would take {100_000 / rate / 60:.1f} min")
+    print(f"one PDF takes {cpu_ms:.1f} ms of CPU: {cores * 1000 / cpu_ms:.0f} per second on {cores} free core(s), "
+          f"100k in {100_000 * cpu_ms / 1000 / cores / 60:.1f} min")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -184,7 +279,11 @@ def main() -> int:
     parser.add_argument("--daily", type=float, default=0.03, help="share of new events in the daily run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (medians are reported)")
     parser.add_argument("--with-100m", action="store_true", help="also 100M events (about an hour)")
+    parser.add_argument("--pdf-only", type=int, metavar="N", help="only time the PDFs of N synthetic invoices")
     args = parser.parse_args()
+    if args.pdf_only:
+        measure_pdfs(args.pdf_only)
+        return 0
     sizes = args.events + ([100_000_000] if args.with_100m else [])
     results = []
     for events in sizes:
@@ -196,6 +295,9 @@ def main() -> int:
         print(f"| {r['events'] / 1e6:g}M / {r['accounts'] / 1e3:g}k | {r['full']:.0f} s | {r['floor']:.1f} s | "
               f"{r['full'] / r['floor']:.1f}x | {r['rss'] / 2**30:.1f} GiB | {r['daily']:.0f} s | "
               f"{r['daily'] / r['full']:.0%} |")
+    for r in results:
+        pdfs = [line.strip() for line in r["stages"] if line.strip().startswith("pdfs")]
+        print(f"\nPDF stage of the full run at {r['events']:,} events: {pdfs[0] if pdfs else 'not run'}")
     for r in results:
         print(f"\nstages of the full run at {r['events']:,} events:")
         print("\n".join(r["stages"]))

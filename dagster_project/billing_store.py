@@ -8,6 +8,7 @@ leaves no number given and no credit drawn, and is fixed by fixing the input and
 
 billing.due_invoices is the worklist of the current run (which invoices are due, computed once by
 rating and read by invoicing); billing.rating_holds names the accounts rating had to hold back.
+billing.void_requests holds what `tally void` asked for; the next run carries it out.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import polars as pl
 
 from dagster_project.invoicing.assembly import Ledgers
 from dagster_project.invoicing.billing import BillingResult
+from dagster_project.invoicing.corrections import InvoiceHistory, no_history
 from dagster_project.warehouse import frame, scalar
 
 INVOICE_COLUMNS = (
@@ -25,18 +27,30 @@ INVOICE_COLUMNS = (
     "period_end_date", "issue_date", "billing_month", "status", "invoice_number", "numbering_prefix",
     "numbering_period", "invoice_sequence", "currency", "subtotal_amount", "credits_applied_amount",
     "custom_charges_amount", "total_amount", "wallet_applied_amount", "amount_due_amount", "finalized_after_batch",
-    "computed_as_of", "is_committed", "document_json", "document_html")
+    "computed_as_of", "is_committed", "document_json", "document_html", "adjusts_invoice_id", "replaces_invoice_id",
+    "adjustment_cause", "adjustment_reason")
 # every table whose rows belong to one invoice, the invoices table last
 _INVOICE_TABLES = ("billing.invoice_lines", "billing.invoice_custom_charges", "billing.credit_draws",
                    "billing.wallet_draws", "billing.pricing_rule_evaluations", "billing.invoices")
 _COMMITTED_FINAL = "status = 'final' and is_committed"
+# committed final documents with the chain each belongs to (invoicing/corrections.py): a note's is
+# its invoice's, <account_id>/<period_start>_<kind of the invoice>
+_CHAINED_FINALS = """
+    select documents.*,
+           documents.account_id || '/' || strftime(documents.period_start_date, '%Y-%m-%d') || '_'
+               || coalesce(adjusted.kind, documents.kind) as chain_id
+    from billing.invoices as documents
+    left join billing.invoices as adjusted on adjusted.invoice_id = documents.adjusts_invoice_id
+    where documents.status = 'final' and documents.is_committed"""
+_VOIDED = "select adjusts_invoice_id from chained where kind = 'credit_note' and adjustment_cause = 'void'"
 
 
 # --- reads -------------------------------------------------------------------------------------------
 
 def stored_invoices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Invoices kept from earlier runs: committed finals and drafts."""
-    return frame(con, "select invoice_id, account_id, status, numbering_period, invoice_sequence, billing_month "
+    return frame(con, "select invoice_id, account_id, kind, status, invoice_number, numbering_period, "
+                      "invoice_sequence, billing_month "
                       f"from billing.invoices where {_COMMITTED_FINAL} or status = 'draft'")
 
 
@@ -55,9 +69,14 @@ def held_accounts(con: duckdb.DuckDBPyConnection, include_rating: bool = True) -
 
 
 def closed_meter_usage(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Meter quantities of closed cycles: what rating prices and what pricing rules read."""
-    return frame(con, "select cycle_id, account_id, meter_name, quantity, event_count from marts.fct_meter_usage "
-                      "where is_closed")
+    """Meter quantities of closed cycles: what rating prices and what pricing rules read. A cycle
+    with late events is final, so only a correction prices it: over all its events, late ones too."""
+    return frame(con, """
+        select cycle_id, account_id, meter_name, quantity, event_count from marts.fct_meter_usage
+        where is_closed and cycle_id not in (select cycle_id from marts.fct_meter_usage_with_late_events)
+        union all
+        select cycle_id, account_id, meter_name, quantity, event_count from marts.fct_meter_usage_with_late_events
+        where is_closed""")
 
 
 def billing_cycles(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -74,7 +93,8 @@ def account_attributes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def customers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    return frame(con, "select customer_id, customer_name, email, address from marts.dim_customers")
+    return frame(con, "select customer_id, customer_name, email, address, tax_id, payment_terms_days "
+                      "from marts.dim_customers")
 
 
 def license_intervals(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -108,17 +128,93 @@ def ledgers(con: duckdb.DuckDBPyConnection, first_month: date) -> Ledgers:
                                 f"(select invoice_id from billing.invoices where {_COMMITTED_FINAL})"))
 
 
+def pending_voids(con: duckdb.DuckDBPyConnection, held: list[str]) -> pl.DataFrame:
+    """The voids asked for and not yet carried out (invoice_id, invoice_number, reason, chain_id),
+    but for held-back accounts: those wait for a run that bills them."""
+    return frame(con, f"""
+        with chained as ({_CHAINED_FINALS})
+        select requests.invoice_id, requests.invoice_number, requests.reason, chained.chain_id
+        from billing.void_requests as requests
+        inner join chained on chained.invoice_id = requests.invoice_id
+        where requests.invoice_id not in ({_VOIDED})
+          and chained.account_id not in (select unnest(?::varchar[]))
+        order by requests.invoice_id""", [held])
+
+
+def late_event_chains(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """chain_id, invoice_id (the chain's current invoice) of every cycle invoice whose cycle has
+    late events loaded after the chain's last document was issued: what `late_events: adjust`
+    re-rates. Chains billed since their latest late event are not re-rated again."""
+    return frame(con, f"""
+        with chained as ({_CHAINED_FINALS}),
+        late as (
+            select cycle_id, any_value(latest_late_batch) as latest_late_batch
+            from marts.fct_meter_usage_with_late_events group by cycle_id
+        ),
+        chains as (
+            select chain_id, max(finalized_after_batch) as billed_through_batch from chained group by chain_id
+        )
+        select chained.chain_id, chained.invoice_id
+        from chained
+        inner join late on late.cycle_id = chained.cycle_id
+        inner join chains on chains.chain_id = chained.chain_id
+        where chained.kind = 'cycle'
+          and chained.invoice_id not in ({_VOIDED})
+          and late.latest_late_batch > chains.billed_through_batch
+        order by chained.chain_id""")
+
+
+def invoice_history(con: duckdb.DuckDBPyConnection, voids: pl.DataFrame, restated_ids: list[str]) -> InvoiceHistory:
+    """The committed documents of the chains a run corrects: those of the voids, and those whose
+    current invoice is restated (restated_ids)."""
+    if voids.is_empty() and not restated_ids:
+        return no_history()
+    chains = voids["chain_id"].to_list() + [
+        row[0] for row in con.execute(f"with chained as ({_CHAINED_FINALS}) select chain_id from chained "
+                                      "where invoice_id in (select unnest(?::varchar[]))", [restated_ids]).fetchall()]
+    documents = frame(con, f"""
+        with chained as ({_CHAINED_FINALS})
+        select * exclude (document_json, document_html) from chained
+        where chain_id in (select unnest(?::varchar[]))
+        order by invoice_id""", [chains])
+    ids = documents["invoice_id"].to_list()
+
+    def rows_of(table: str, order: str) -> pl.DataFrame:
+        return frame(con, f"select * from {table} where invoice_id in (select unnest(?::varchar[])) order by {order}",
+                     [ids])
+
+    return InvoiceHistory(
+        voids=voids, documents=documents,
+        lines=rows_of("billing.invoice_lines", "invoice_id, line_number"),
+        charges=rows_of("billing.invoice_custom_charges", "invoice_id, charge_number"),
+        credit_draws=rows_of("billing.credit_draws", "invoice_id, draw_number"))
+
+
 def document_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date) -> pl.DataFrame:
     """The documents of the billing months: invoice_id, the digest of their text, the byte sizes of
-    their files, and the digest last published to `directory` (null when never published there)."""
+    their files, and the digest last published to `directory` (null when never published there).
+    A published committed final is not read again (sizes null): its files need only exist."""
     return frame(con, """
-        select i.invoice_id, md5(i.document_json || i.document_html) as digest,
-               strlen(i.document_json) as json_bytes, strlen(i.document_html) as html_bytes,
-               p.digest as published_digest
-        from billing.invoices as i
-        left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
-        where i.billing_month between ? and ?
-        order by i.invoice_id""", [directory, first, last])
+        with stamps as (
+            select i.*, p.digest as published_digest, i.status = 'final' and i.is_committed as is_final,
+                   -- a committed final never changes: once published as final, its digest stands
+                   i.status = 'final' and i.is_committed and coalesce(p.is_final, false) as settled
+            from billing.invoices as i
+            left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
+            where i.billing_month between ? and ?
+        )
+        select invoice_id,
+               case when settled then published_digest else md5(document_json || document_html) end as digest,
+               case when not settled then strlen(document_json) end as json_bytes,
+               case when not settled then strlen(document_html) end as html_bytes,
+               published_digest, is_final
+        from stamps
+        order by invoice_id""", [directory, first, last])
+
+
+def published_ids(con: duckdb.DuckDBPyConnection, directory: str) -> set[str]:
+    return {row[0] for row in con.execute("select invoice_id from billing.published_documents where directory = ?",
+                                          [directory]).fetchall()}
 
 
 def document_texts(con: duckdb.DuckDBPyConnection, invoice_ids: list[str]):
@@ -137,7 +233,61 @@ def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl
     con.execute("delete from billing.published_documents where directory = ? "
                 "and invoice_id in (select unnest(?::varchar[]))", [directory, ids])
     insert_rows(con, "billing.published_documents", written.select(pl.lit(directory).alias("directory"),
-                                                                     "invoice_id", "digest"))
+                                                                     "invoice_id", "digest", "is_final"))
+    con.execute("commit")
+
+
+def pdf_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date,
+               rendering: str) -> pl.DataFrame:
+    """The documents of the billing months to have PDFs (drafts and committed finals): invoice_id,
+    the digest of what their PDF is rendered from (a final's JSON; a draft's JSON and `rendering`,
+    the locale and template: invoicing/pdf.py), and the digest and size of the PDF last rendered
+    to `directory` (null when none was). A final whose PDF was rendered as final is not read again:
+    its recorded digest stands."""
+    return frame(con, """
+        with stamps as (
+            select i.invoice_id, i.document_json, i.status, r.document_digest, r.pdf_bytes,
+                   i.status = 'final' and coalesce(r.from_final, false) as settled
+            from billing.invoices as i
+            left join billing.rendered_pdfs as r on r.directory = ? and r.invoice_id = i.invoice_id
+            where i.billing_month between ? and ? and (i.status = 'draft' or i.is_committed)
+        )
+        select invoice_id,
+               case when settled then document_digest
+                    else md5(document_json || case when status = 'draft' then ? else '' end) end as digest,
+               document_digest as rendered_digest, pdf_bytes
+        from stamps
+        order by invoice_id""", [directory, first, last, rendering])
+
+
+def document_jsons(con: duckdb.DuckDBPyConnection, invoice_ids: list[str]):
+    """(invoice_id, json) of some invoices, streamed in batches: never all documents at once."""
+    cursor = con.execute("select invoice_id, document_json from billing.invoices "
+                         "where invoice_id in (select unnest(?::varchar[])) order by invoice_id", [invoice_ids])
+    while batch := cursor.fetchmany(2_000):
+        yield from batch
+
+
+def rendered_pdf_ids(con: duckdb.DuckDBPyConnection, directory: str) -> set[str]:
+    return {row[0] for row in con.execute("select invoice_id from billing.rendered_pdfs where directory = ?",
+                                          [directory]).fetchall()}
+
+
+def record_rendered_pdfs(con: duckdb.DuckDBPyConnection, directory: str, rendered: pl.DataFrame,
+                         removed: list[str]) -> None:
+    """The PDFs `directory` now holds (invoice_id, digest, pdf_bytes), so the next run renders only what changed."""
+    ids = rendered["invoice_id"].to_list() + removed
+    con.execute("begin transaction")
+    con.execute("delete from billing.rendered_pdfs where directory = ? "
+                "and invoice_id in (select unnest(?::varchar[]))", [directory, ids])
+    con.register("rendered_rows", rendered.to_arrow())
+    try:
+        # each was rendered from its invoice's current document, final or draft
+        con.execute("insert into billing.rendered_pdfs select ?, r.invoice_id, r.digest, r.pdf_bytes, "
+                    "i.status = 'final' from rendered_rows as r join billing.invoices as i using (invoice_id)",
+                    [directory])
+    finally:
+        con.unregister("rendered_rows")
     con.execute("commit")
 
 
@@ -208,6 +358,54 @@ def commit(con: duckdb.DuckDBPyConnection) -> int:
     count = scalar(con, "select count(*) from billing.invoices where status = 'final' and not is_committed")
     con.execute("update billing.invoices set is_committed = true where status = 'final' and not is_committed")
     return count
+
+
+class VoidRefused(ValueError):
+    """`tally void` named no invoice that can be voided."""
+
+
+def check_voidable(con: duckdb.DuckDBPyConnection, reference: str) -> tuple[str, str]:
+    """(invoice_id, invoice_number) of the final invoice a void names (by number, or by id), or
+    VoidRefused saying why it cannot be voided. Reads only."""
+    found = con.execute("select invoice_id, invoice_number, kind, status from billing.invoices "
+                        "where (invoice_number = ? or invoice_id = ?) and (status = 'draft' or is_committed)",
+                        [reference, reference]).fetchall()
+    if not found:
+        raise VoidRefused(f"no invoice {reference}: nothing to void")
+    invoice_id, number, kind, status = found[0]
+    if status == "draft":
+        raise VoidRefused(f"{reference} is a draft: only a final invoice can be voided (a draft changes with "
+                          "every run until it is final)")
+    if kind in ("credit_note", "debit_note"):
+        raise VoidRefused(f"{number} is a {kind.replace('_', ' ')}: only an invoice can be voided")
+    voided_by = scalar(con, "select invoice_number from billing.invoices where kind = 'credit_note' and "
+                            "adjustment_cause = 'void' and adjusts_invoice_id = ? and is_committed", [invoice_id])
+    if voided_by is not None:
+        raise VoidRefused(f"{number} is already void (credit note {voided_by})")
+    return invoice_id, number
+
+
+def request_void(con: duckdb.DuckDBPyConnection, invoice_id: str, invoice_number: str, reason: str) -> None:
+    """Ask the next run to void an invoice (asking again replaces the reason)."""
+    con.execute("begin transaction")
+    con.execute("delete from billing.void_requests where invoice_id = ?", [invoice_id])
+    con.execute("insert into billing.void_requests values (?, ?, ?, now())", [invoice_id, invoice_number, reason])
+    con.execute("commit")
+
+
+def withdraw_void(con: duckdb.DuckDBPyConnection, invoice_id: str) -> None:
+    con.execute("delete from billing.void_requests where invoice_id = ?", [invoice_id])
+
+
+def void_outcome(con: duckdb.DuckDBPyConnection, invoice_id: str) -> tuple[str, str | None] | None:
+    """(credit note number, number of the invoice issued in its place or None) of a carried-out
+    void, or None while it waits."""
+    note = scalar(con, "select invoice_number from billing.invoices where kind = 'credit_note' and "
+                       "adjustment_cause = 'void' and adjusts_invoice_id = ? and is_committed", [invoice_id])
+    if note is None:
+        return None
+    return note, scalar(con, "select invoice_number from billing.invoices where replaces_invoice_id = ? "
+                             "and is_committed", [invoice_id])
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> None:

@@ -1,9 +1,11 @@
-"""`tally` commands. `run` and `demo` execute the Dagster job of definitions.py in-process: the
-same assets, checks and code path as `dagster dev` and the schedule, never a second pipeline.
+"""`tally` commands. `run`, `demo` and `void` execute the Dagster job of definitions.py in-process:
+the same assets, checks and code path as `dagster dev` and the schedule, never a second pipeline.
 
 Exit codes: 0 done; 1 failed (nothing published, nothing committed: fix what the message names
 and run again); 2 wrong usage; 3 done, but input was held back (accounts not billed, rows set
-aside, event files refused: listed); 4 another run holds the warehouse.
+aside, event files refused: listed); 4 another run holds the warehouse; 5 done, billed and
+published, but some documents are not delivered yet (listed; the next run retries them, and
+`tally deliver` does at once). 3 wins over 5: input held back means billing itself is incomplete.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 
-from dagster_project.catalog import ConfigError, load_catalog
+from dagster_project.catalog import ConfigError, load_catalog, load_catalog_once
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_UNDELIVERED = 0, 1, 2, 3, 4, 5
+DELIVERY_FLAGS = ("config", "warehouse", "invoices")
 PATH_FLAGS = {
     "config": ("TALLY_CONFIG_DIR", "pricing_config"),
     "data": ("TALLY_DATA_DIR", "seeds"),
@@ -42,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         paths = {flag: _resolve(flag, getattr(args, flag)) for flag in PATH_FLAGS}
         return _run(paths, args.as_of or datetime.now(UTC).date(), months=args.month,
                     full_refresh=args.full_refresh)
+    if args.command == "void":
+        paths = {flag: _resolve(flag, getattr(args, flag)) for flag in PATH_FLAGS}
+        return _void(paths, args.invoice_number, args.reason, args.as_of or datetime.now(UTC).date())
+    if args.command == "export":
+        return _export(args.month, args.format, args.output, _resolve("warehouse", args.warehouse))
+    if args.command == "deliver":
+        paths = {flag: _resolve(flag, getattr(args, flag, None)) for flag in PATH_FLAGS}
+        return _deliver(paths, retry_exhausted=args.retry)
     return _demo(args.as_of)
 
 
@@ -51,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tally", description="Warehouse-native usage-based billing.",
                                      parents=[common],
                                      epilog="exit codes: 0 done, 1 failed (nothing published), 2 wrong usage, "
-                                            "3 done with input held back (listed), 4 warehouse busy")
+                                            "3 done with input held back (listed), 4 warehouse busy, "
+                                            "5 done but some documents not delivered yet (listed)")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -73,6 +85,36 @@ def _parser() -> argparse.ArgumentParser:
     entitlements.add_argument("account_id")
     entitlements.add_argument("--at", type=_utc_timestamp, help="ISO-8601 timestamp (default: now, UTC)")
     entitlements.add_argument("--warehouse", help="TALLY_WAREHOUSE, default warehouse/tally.duckdb")
+
+    void = commands.add_parser("void", parents=[common],
+                               help="void a final invoice: a credit note for it, a fresh invoice for its cycle, "
+                                    "its credits and wallet money returned; then the run publishes them")
+    void.add_argument("invoice_number", help="the final invoice's number (or its invoice id)")
+    void.add_argument("--reason", required=True, help="why, shown on the credit note and the fresh invoice")
+    _add_path_flags(void)
+    void.add_argument("--as-of", type=date.fromisoformat,
+                      help="the run's date, YYYY-MM-DD, the issue date of the note and the fresh invoice "
+                           "(default: today, UTC)")
+
+    export = commands.add_parser("export", parents=[common],
+                                 help="a month's final invoices and notes with their lines, from the published "
+                                      "warehouse")
+    export.add_argument("what", choices=["invoices"])
+    export.add_argument("--month", type=_month, required=True, help="the month of issue, YYYY-MM")
+    export.add_argument("--format", choices=["csv", "json"], default="csv", help="csv (one row per line) or json")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    export.add_argument("--warehouse", help="TALLY_WAREHOUSE, default warehouse/tally.duckdb")
+
+    deliver = commands.add_parser("deliver", parents=[common],
+                                  help="deliver the final invoices and notes not delivered yet (failed, interrupted "
+                                       "or never sent) through the channels of billing.yaml, then publish the "
+                                       "delivery log")
+    for flag in DELIVERY_FLAGS:
+        variable, default = PATH_FLAGS[flag]
+        deliver.add_argument(f"--{flag}", help=f"{variable}, default {default}")
+    deliver.add_argument("--retry", action="store_true",
+                         help="also retry the deliveries that failed delivery.max_attempts times, which runs no "
+                              "longer retry")
 
     demo = commands.add_parser("demo", parents=[common],
                                help="generate the demo dataset if absent and run the pipeline on it")
@@ -152,30 +194,42 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, full_refresh: bool = False) -> int:
+def _start(paths: dict[str, Path], command: str):
+    """What every command that runs the pipeline does first: load the configuration, check the
+    data directory, take the warehouse's lock. (catalog, EXIT_OK) once the lock is held, else
+    (None, the exit code) with the problem printed."""
     from dagster_project import run_lock
     from dagster_project.ingestion.reference_data import DataDirectoryError, check_data_directory
-    from dagster_project.publication import publication_for
-    from dagster_project.run_inputs import input_fingerprint, unchanged_since
 
     try:
-        catalog = load_catalog(paths["config"])
+        catalog = load_catalog_once(paths["config"])
     except ConfigError as exc:
         _print_problems(exc)
-        return EXIT_FAILED
+        return None, EXIT_FAILED
     try:
         check_data_directory(paths["data"])
     except DataDirectoryError as exc:
         _error(f"{exc}; nothing was run")
-        return EXIT_FAILED
+        return None, EXIT_FAILED
     try:
-        run_lock.acquire(paths["warehouse"], f"tally run --as-of {as_of}")
+        run_lock.acquire(paths["warehouse"], command)
     except run_lock.WarehouseBusy as exc:
         _error(str(exc))
-        return EXIT_BUSY
+        return None, EXIT_BUSY
     except OSError as exc:
         _error(f"cannot use the warehouse {paths['warehouse']}: {exc.strerror or exc}")
-        return EXIT_FAILED
+        return None, EXIT_FAILED
+    return catalog, EXIT_OK
+
+
+def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, full_refresh: bool = False) -> int:
+    from dagster_project import run_lock
+    from dagster_project.publication import publication_for
+    from dagster_project.run_inputs import input_fingerprint, unchanged_since
+
+    catalog, code = _start(paths, f"tally run --as-of {as_of}")
+    if catalog is None:
+        return code
     try:
         fingerprint = input_fingerprint(paths, as_of, months, full_refresh)
         published = publication_for(paths["warehouse"]).database
@@ -183,11 +237,82 @@ def _run(paths: dict[str, Path], as_of: date, months: list[str] | None = None, f
         if last_run is not None:
             print(f"tally run as of {as_of}: nothing new since run {last_run} (same configuration, data, events and "
                   f"date); invoices and warehouse are up to date")
+            # failed deliveries are retried by the next run, even one with nothing new to bill
+            if _deliveries_due(paths, catalog) and _execute_delivery(paths, False, fingerprint) == EXIT_FAILED:
+                return EXIT_FAILED
             held_back = _print_summary(paths["warehouse"])
-            return EXIT_PARTIAL if held_back else EXIT_OK
+            return _outcome(held_back, _print_undelivered(paths, catalog))
         return _execute(paths, as_of, catalog, months, full_refresh, fingerprint)
     finally:
         run_lock.release(paths["warehouse"])
+
+
+def _void(paths: dict[str, Path], reference: str, reason: str, as_of: date) -> int:
+    """Record the void in the warehouse, then run the pipeline, which carries it out: the credit
+    note and the fresh invoice go through the same checks and publication as every invoice. A
+    refused void changes nothing; a run that fails withdraws it."""
+    from dagster_project import billing_store as store
+    from dagster_project import run_lock, warehouse
+    from dagster_project.run_inputs import input_fingerprint
+
+    catalog, code = _start(paths, f"tally void {reference} --as-of {as_of}")
+    if catalog is None:
+        return code
+    try:
+        if not paths["warehouse"].exists():
+            _error(f"no invoice {reference}: nothing to void (no warehouse at {paths['warehouse']})")
+            return EXIT_FAILED
+        with warehouse.connect(paths["warehouse"], read_only=True) as con:
+            try:
+                invoice_id, number = store.check_voidable(con, reference)
+            except store.VoidRefused as exc:
+                _error(str(exc))
+                return EXIT_FAILED
+        with warehouse.connect(paths["warehouse"]) as con:
+            warehouse.ensure_tables(con)
+            store.request_void(con, invoice_id, number, reason)
+        print(f"tally void {number}: {reason}", flush=True)
+        code = _execute(paths, as_of, catalog, None, False, input_fingerprint(paths, as_of, None, False))
+        with warehouse.connect(paths["warehouse"]) as con:
+            outcome = store.void_outcome(con, invoice_id)
+            if outcome is None and code == EXIT_FAILED:
+                store.withdraw_void(con, invoice_id)
+        if outcome is None:
+            if code != EXIT_FAILED:
+                print(f"{number} is not void yet: its account is held back (listed above); the next run that bills "
+                      "it voids it")
+            return code
+        note, fresh = outcome
+        print(f"{number} voided by credit note {note}"
+              + (f"; invoice {fresh} issued in its place" if fresh else "; its cycle no longer exists: no new invoice"))
+        return code
+    finally:
+        run_lock.release(paths["warehouse"])
+
+
+def _export(month: str, output_format: str, output: str | None, warehouse_path: Path) -> int:
+    import duckdb
+
+    from dagster_project.export import as_csv, as_json, month_documents
+    from dagster_project.publication import publication_for
+
+    published = publication_for(warehouse_path).database
+    if not published.exists():
+        _error(f"no published warehouse at {published}: run `tally run` first")
+        return EXIT_FAILED
+    first_day = date.fromisoformat(f"{month}-01")
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        documents = month_documents(con, first_day)
+    finally:
+        con.close()
+    text = as_csv(documents) if output_format == "csv" else as_json(first_day, documents)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"{len(documents)} invoice(s) and note(s) of {month} written to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | None, full_refresh: bool,
@@ -223,9 +348,16 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
             return EXIT_FAILED
         print(f"run {result.run_id} recorded in {instance.root_directory}")
     held_back = _print_summary(paths["warehouse"])
+    undelivered = _print_undelivered(paths, catalog)
     print(f"invoices: {paths['invoices']}")
     print(f"warehouse: {paths['warehouse']}")
-    return EXIT_PARTIAL if held_back else EXIT_OK
+    return _outcome(held_back, undelivered)
+
+
+def _outcome(held_back: bool, undelivered: bool) -> int:
+    if held_back:
+        return EXIT_PARTIAL
+    return EXIT_UNDELIVERED if undelivered else EXIT_OK
 
 
 def _instance():
@@ -290,7 +422,8 @@ def readable(message: str) -> str:
     return text
 
 
-def _print_failures(result) -> None:
+def _print_failures(result, closing: str = "run failed: nothing was committed or published; fix what is named "
+                                           "above and run again") -> None:
     import dagster as dg
 
     for event in result.all_events:
@@ -310,7 +443,116 @@ def _print_failures(result) -> None:
             if not evaluation.passed:
                 details = "; ".join(f"{key}: {value.value}" for key, value in evaluation.metadata.items())
                 _error(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed ({details})")
-    _error("run failed: nothing was committed or published; fix what is named above and run again")
+    _error(closing)
+
+
+def _deliver(paths: dict[str, Path], retry_exhausted: bool) -> int:
+    """Delivery without billing: the job tally_delivery (delivery, the delivery log, the published
+    warehouse) on what earlier runs billed."""
+    from dagster_project import run_lock, warehouse
+    from dagster_project.publication import publication_for
+    from dagster_project.run_inputs import recorded_fingerprint, unchanged_since
+
+    try:
+        catalog = load_catalog_once(paths["config"])
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_FAILED
+    delivery = catalog.billing.delivery
+    if delivery.email is None and delivery.webhook is None:
+        print("tally deliver: no delivery channel in billing.yaml (`delivery: email` or `webhook`): nothing to send")
+        return EXIT_OK
+    if not paths["warehouse"].exists():
+        _error(f"nothing to deliver: no warehouse at {paths['warehouse']}; run `tally run` first")
+        return EXIT_FAILED
+    try:
+        run_lock.acquire(paths["warehouse"], "tally deliver" + (" --retry" if retry_exhausted else ""))
+    except run_lock.WarehouseBusy as exc:
+        _error(str(exc))
+        return EXIT_BUSY
+    except OSError as exc:
+        _error(f"cannot use the warehouse {paths['warehouse']}: {exc.strerror or exc}")
+        return EXIT_FAILED
+    try:
+        with warehouse.connect(paths["warehouse"], read_only=True) as con:
+            billed = warehouse.table_exists(con, "billing", "delivery_actions")
+        if not billed:
+            _error(f"nothing to deliver: {paths['warehouse']} was not billed by this version; run `tally run` first")
+            return EXIT_FAILED
+        # delivery leaves the last run's inputs and results as they were: a `tally run` on the same
+        # inputs can still stop at once, provided they were intact before
+        fingerprint = recorded_fingerprint(paths["warehouse"])
+        published = publication_for(paths["warehouse"]).database
+        if fingerprint and unchanged_since(paths["warehouse"], fingerprint, paths["invoices"], published) is None:
+            fingerprint = None
+        print(f"tally deliver: config {paths['config']}, warehouse {paths['warehouse']}", flush=True)
+        if _execute_delivery(paths, retry_exhausted, fingerprint) == EXIT_FAILED:
+            return EXIT_FAILED
+        return EXIT_UNDELIVERED if _print_undelivered(paths, catalog) else EXIT_OK
+    finally:
+        run_lock.release(paths["warehouse"])
+
+
+def _deliveries_due(paths: dict[str, Path], catalog) -> bool:
+    from dagster_project import warehouse
+    from dagster_project.delivery import worklist
+
+    with warehouse.connect(paths["warehouse"], read_only=True) as con:
+        return bool(worklist(con, catalog.billing, paths["invoices"]).due)
+
+
+def _execute_delivery(paths: dict[str, Path], retry_exhausted: bool, fingerprint: str | None) -> int:
+    """The job tally_delivery, in-process; fingerprint: the inputs of the run whose results these are."""
+    for flag, (variable, _) in PATH_FLAGS.items():
+        os.environ[variable] = str(paths[flag])
+
+    from dagster_project.definitions import DELIVERY_JOB, defs
+    from dagster_project.defs.partitions import INPUTS_TAG
+    from dagster_project.defs.progress import PROGRESS_VARIABLE, is_verbose
+
+    config: dict = {"resources": {"delivery_options": {"config": {"retry_exhausted": retry_exhausted}}}}
+    if not is_verbose():
+        config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    os.environ[PROGRESS_VARIABLE] = "bar" if sys.stdout.isatty() else "lines"
+    with _instance() as instance:
+        result = defs.resolve_job_def(DELIVERY_JOB).execute_in_process(
+            run_config=config, tags={INPUTS_TAG: fingerprint} if fingerprint else {}, instance=instance,
+            raise_on_error=False)
+        if not result.success:
+            _print_failures(result, "delivery failed; billing and the published documents are as they were: fix "
+                                    "what is named above and run `tally deliver`")
+            return EXIT_FAILED
+        print(f"run {result.run_id} recorded in {instance.root_directory}")
+    return EXIT_OK
+
+
+_UNDELIVERED_SHOWN = 20
+
+
+def _print_undelivered(paths: dict[str, Path], catalog) -> bool:
+    """The documents not delivered through a configured channel, on stderr. True when there are any."""
+    from dagster_project import warehouse
+    from dagster_project.delivery import undelivered
+
+    with warehouse.connect(paths["warehouse"], read_only=True) as con:
+        missing = undelivered(con, catalog.billing, paths["invoices"])
+    if not missing:
+        return False
+    print(f"not delivered ({len(missing)}); the next run retries them, `tally deliver` does at once:", file=sys.stderr)
+    for item in missing[:_UNDELIVERED_SHOWN]:
+        if item.last_status == "sending":
+            state = "interrupted while sending; sent again with the same idempotency key"
+        elif item.gave_up:
+            state = (f"failed {item.failures} times, no longer retried by runs (`tally deliver --retry`): "
+                     f"{item.last_error}")
+        elif item.last_status == "failed":
+            state = f"failed {item.failures} time(s): {item.last_error}"
+        else:
+            state = "not sent yet"
+        print(f"  {item.invoice_number} ({item.invoice_id}) by {item.channel}: {state}", file=sys.stderr)
+    if len(missing) > _UNDELIVERED_SHOWN:
+        print(f"  ... and {len(missing) - _UNDELIVERED_SHOWN} more (marts.delivery_log)", file=sys.stderr)
+    return True
 
 
 def _demo(as_of: date | None) -> int:

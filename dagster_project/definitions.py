@@ -20,7 +20,8 @@ for _name, _default in DEFAULT_PATHS.items():
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from dagster_project.defs.automation import PIPELINE_JOB, daily_billing, new_event_files  # noqa: E402
-from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_metering  # noqa: E402
+from dagster_project.defs.dbt.assets import dbt_billing_marts, dbt_delivery_log, dbt_metering  # noqa: E402
+from dagster_project.defs.delivery.assets import delivered_documents  # noqa: E402
 from dagster_project.defs.ingest.assets import (  # noqa: E402
     billing_state,
     pricing_catalog,
@@ -34,11 +35,16 @@ from dagster_project.defs.invoicing.checks import (  # noqa: E402
     invoice_totals_reconcile,
 )
 from dagster_project.defs.partitions import billing_months  # noqa: E402
-from dagster_project.defs.publishing.assets import published_invoices, published_warehouse  # noqa: E402
+from dagster_project.defs.publishing.assets import (  # noqa: E402
+    invoice_pdfs,
+    published_invoices,
+    published_warehouse,
+)
 from dagster_project.defs.rating.assets import rated_lines  # noqa: E402
 from dagster_project.defs.resources import (  # noqa: E402
     BillingClock,
     DataDirectoryResource,
+    DeliveryOptions,
     InvoicesDirectoryResource,
     PricingCatalogResource,
     RunOptions,
@@ -54,11 +60,21 @@ tally_pipeline = dg.define_asset_job(
     description="Load new events, meter them in dbt, rate, invoice, check and publish the billing months.",
 )
 
+# `tally deliver`: delivery again without billing, and the delivery log published
+DELIVERY_JOB = "tally_delivery"
+tally_delivery = dg.define_asset_job(
+    DELIVERY_JOB,
+    selection=dg.AssetSelection.assets(delivered_documents).downstream(),
+    executor_def=dg.in_process_executor,
+    description="Deliver the final invoices and notes not yet delivered, then publish the delivery log.",
+)
+
 defs = dg.Definitions(
     assets=[pricing_catalog, reference_data, raw_events, billing_state, dbt_metering, rated_lines, invoices,
-            dbt_billing_marts, published_invoices, published_warehouse],
+            dbt_billing_marts, published_invoices, invoice_pdfs, delivered_documents, dbt_delivery_log,
+            published_warehouse],
     asset_checks=[invoice_totals_reconcile, invoice_numbers_gapless, invoice_expectations],
-    jobs=[tally_pipeline],
+    jobs=[tally_pipeline, tally_delivery],
     schedules=[daily_billing],
     sensors=[new_event_files],
     resources={
@@ -68,5 +84,6 @@ defs = dg.Definitions(
         "invoices_dir": InvoicesDirectoryResource(invoices_dir=dg.EnvVar("TALLY_INVOICES_DIR")),
         "billing_clock": BillingClock(),
         "options": RunOptions(),
+        "delivery_options": DeliveryOptions(),
     },
 )

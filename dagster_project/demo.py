@@ -23,14 +23,16 @@ DEMO_AS_OF = date(2026, 11, 10)
 FIRST_DAY = date(2026, 8, 1)
 LAST_DAY = date(2026, 11, 9)  # usage runs into the open November cycle
 
+# customer_id, name, email, address, tax_id, payment_terms_days (blank: billing.yaml's 30 days)
 CUSTOMERS = [
-    ("cus_globex", "Globex Corporation", "billing@globex.example", "42 Elm St, Springfield"),
-    ("cus_initech", "Initech LLC", "ap@initech.example", "9 Oak Ave, Shelbyville"),
-    ("cus_umbrella", "Umbrella Europe GmbH", "rechnung@umbrella.example", "Hauptstrasse 5, Berlin"),
-    ("cus_hooli", "Hooli Inc.", "finance@hooli.example", "1 Infinite Loop, Palo Alto"),
-    ("cus_stark", "Stark Industries", "ap@stark.example", "10880 Malibu Point, Malibu"),
-    ("cus_acme_auto", "Wile E. Automation", "ops@wile.example", "Desert Rd 1, Tucson"),
-    ("cus_cyberdyne", "Cyberdyne Systems", "billing@cyberdyne.example", "18144 El Camino Real, Sunnyvale"),
+    ("cus_globex", "Globex Corporation", "billing@globex.example", "42 Elm St, Springfield", "", ""),
+    ("cus_initech", "Initech LLC", "ap@initech.example", "9 Oak Ave, Shelbyville", "", ""),
+    ("cus_umbrella", "Umbrella Europe GmbH", "rechnung@umbrella.example", "Hauptstrasse 5, Berlin", "DE811907980",
+     "14"),
+    ("cus_hooli", "Hooli Inc.", "finance@hooli.example", "1 Infinite Loop, Palo Alto", "", ""),
+    ("cus_stark", "Stark Industries", "ap@stark.example", "10880 Malibu Point, Malibu", "", ""),
+    ("cus_acme_auto", "Wile E. Automation", "ops@wile.example", "Desert Rd 1, Tucson", "", ""),
+    ("cus_cyberdyne", "Cyberdyne Systems", "billing@cyberdyne.example", "18144 El Camino Real, Sunnyvale", "", ""),
 ]
 # account_id, customer_id, name, tax_rate (blank: the default sales tax), segment (for pricing rules)
 ACCOUNTS = [
@@ -81,7 +83,8 @@ def ensure_demo_data(data_dir: Path) -> bool:
 def write_demo_data(data_dir: Path) -> None:
     events_dir = data_dir / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
-    _write_csv(data_dir / "customers.csv", ["customer_id", "name", "email", "address"], CUSTOMERS)
+    _write_csv(data_dir / "customers.csv", ["customer_id", "name", "email", "address", "tax_id", "payment_terms_days"],
+               CUSTOMERS)
     _write_csv(data_dir / "accounts.csv", ["account_id", "customer_id", "name", "tax_rate", "segment"], ACCOUNTS)
     _write_csv(data_dir / "plan_assignments.csv", ["account_id", "price_plan", "start_date", "end_date"],
                ASSIGNMENTS)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import cache
 
 import polars as pl
+from babel.localedata import locale_identifiers
 from babel.numbers import get_currency_precision, list_currencies
 
 WORK = pl.Decimal(38, 18)
@@ -26,6 +27,16 @@ def iso_currencies() -> frozenset[str]:
 
 def is_iso_currency(code: str) -> bool:
     return code in iso_currencies()
+
+
+@cache
+def known_locales() -> frozenset[str]:
+    """The CLDR locales Babel can format money for, spelled as Babel spells them (en_US, de_CH)."""
+    return frozenset(locale_identifiers()) - {"root"}
+
+
+def is_known_locale(name: str) -> bool:
+    return name in known_locales()
 
 
 @cache

@@ -41,6 +41,7 @@ class Publication:
 @dataclass(frozen=True)
 class PublicationReport:
     tables: int
+    tables_written: int     # the others did not change and keep their files
     event_partitions_written: int
     event_partitions: int
     generation: int
@@ -67,15 +68,19 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     shutil.rmtree(folder, ignore_errors=True)  # a run that died while writing it
     folder.mkdir()
 
-    tables = {}
-    for (name,) in con.execute("select table_name from information_schema.tables where table_schema = 'marts' "
-                               "and table_type = 'BASE TABLE' order by 1").fetchall():
-        path = folder / f"{name}.parquet"
-        con.execute(f"copy (select * from marts.{name}) to '{path}' (format parquet)")
-        tables[name] = str(path)
-    for name, sql in (("held_accounts", "select * from staging.stg_input_problems__held_accounts"),
+    tables, fingerprints = {}, {}
+    marts = [(name, f"select * from marts.{name}") for (name,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'marts' "
+        "and table_type = 'BASE TABLE' order by 1").fetchall()]
+    for name, sql in [*marts, ("held_accounts", "select * from staging.stg_input_problems__held_accounts"),
                       ("plan_entitlements", "select * from config.plan_entitlements"),
-                      ("usage_meters", "select * from config.usage_meters")):
+                      ("usage_meters", "select * from config.usage_meters")]:
+        # a table whose rows did not change keeps its file: hashing is ten times cheaper than writing
+        fingerprints[name] = str(con.execute(f"select count(*), sum(hash(t)::hugeint) from ({sql}) as t").fetchone())
+        kept = previous.get("tables", {}).get(name)
+        if previous.get("fingerprints", {}).get(name) == fingerprints[name] and kept and Path(kept).exists():
+            tables[name] = kept
+            continue
         path = folder / f"{name}.parquet"
         con.execute(f"copy ({sql}) to '{path}' (format parquet)")
         tables[name] = str(path)
@@ -100,13 +105,14 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     staging = publication.database.with_name(publication.database.name + ".new")
     staging.unlink(missing_ok=True)
     _write_views(staging, tables, sorted(partitions.values()))
-    manifest = {"generation": generation, "metered_run": metered_run, "tables": tables,
+    manifest = {"generation": generation, "metered_run": metered_run, "tables": tables, "fingerprints": fingerprints,
                 "event_partitions": partitions, "previous_folder": previous.get("folder"), "folder": str(folder)}
     (directory / (MANIFEST + ".new")).write_text(json.dumps(manifest, indent=1))
     os.replace(staging, publication.database)  # the swap readers see
     os.replace(directory / (MANIFEST + ".new"), directory / MANIFEST)
     _remove_unreferenced(directory, manifest, previous)
-    return PublicationReport(tables=len(tables), event_partitions_written=len(changed),
+    written = sum(Path(path).parent == folder for path in tables.values())
+    return PublicationReport(tables=len(tables), tables_written=written, event_partitions_written=len(changed),
                              event_partitions=len(partitions), generation=generation)
 
 
@@ -139,9 +145,13 @@ def _write_views(path: Path, tables: dict[str, str], event_folders: list[str]) -
                      then list_sort(list_transform(events.meter_values, lambda x: x.meter_name)) end as meter_names,
                 events.cycle_id, events.price_plan,
                 case when events.status = 'metered' then invoices.invoice_id end as invoice_id,
-                case when events.status = 'metered' then invoices.invoice_number end as invoice_number
+                case when events.status = 'metered' then invoices.invoice_number end as invoice_number,
+                late.invoice_id as adjusted_by_invoice_id, late.invoice_number as adjusted_by_invoice_number
             from marts.events as events
             left join marts.fct_invoices as invoices on invoices.cycle_id = events.cycle_id and invoices.kind = 'cycle'
+                and invoices.voided_by_invoice_number is null
+            left join marts.fct_late_event_billing as late on events.status = 'late' and late.cycle_id = events.cycle_id
+                and events.batch_id > late.after_batch and events.batch_id <= late.through_batch
             left join marts.held_accounts as held on held.account_id = events.account_id""")
         con.execute("checkpoint")
     finally:

@@ -7,7 +7,7 @@ nothing holds a connection while dbt runs.
 dbt owns staging/intermediate/marts. Python owns three schemas, created here:
   raw      what was read from TALLY_DATA_DIR (events with file and line, reference CSVs)
   config   the validated pricing catalog, as tables dbt can join
-  billing  invoicing state: invoices (final ones are permanent), lines, charges
+  billing  invoicing state: invoices (final ones are permanent), lines, charges; the delivery log
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ create table if not exists billing.rated_lines (
 );
 
 create table if not exists billing.invoices (
-    invoice_id varchar primary key,     -- <account_id>/<period_start>_<kind>, as the published file
+    invoice_id varchar primary key,     -- <account_id>/<period_start>_<kind>[_<number>], as the published file
     account_id varchar not null,
     customer_id varchar,
     price_plan varchar not null,
@@ -107,13 +107,38 @@ create table if not exists billing.invoices (
     computed_as_of date not null,
     is_committed boolean not null,      -- a final invoice is permanent once its run committed it
     document_json varchar not null,
-    document_html varchar not null
+    document_html varchar not null,
+    adjusts_invoice_id varchar,         -- a credit or debit note: the final invoice it corrects
+    replaces_invoice_id varchar,        -- an invoice issued by `tally void`: the voided one
+    adjustment_cause varchar,           -- late_events | void, on notes and on invoices issued by a void
+    adjustment_reason varchar           -- shown on the document
+);
+
+create table if not exists billing.void_requests (   -- `tally void`: processed by the next run
+    invoice_id varchar primary key,
+    invoice_number varchar not null,
+    reason varchar not null,
+    requested_at timestamp not null
+);
+
+create table if not exists raw.reference_load (   -- what the reference tables were last loaded from
+    fingerprint varchar not null,
+    summary_json varchar not null       -- the counts that load reported
 );
 
 create table if not exists billing.published_documents (   -- what each invoices directory holds
     directory varchar not null,
     invoice_id varchar not null,
-    digest varchar not null             -- md5 of the document's JSON and HTML text when written
+    digest varchar not null,            -- md5 of the document's JSON and HTML text when written
+    is_final boolean not null           -- written as a committed final: it never changes again
+);
+
+create table if not exists billing.rendered_pdfs (   -- the PDF of each document in each invoices directory
+    directory varchar not null,
+    invoice_id varchar not null,
+    document_digest varchar not null,   -- what it was rendered from (invoicing/pdf.py)
+    pdf_bytes bigint not null,          -- its size: a missing or damaged file is rendered again
+    from_final boolean not null         -- rendered from a final document, which never changes
 );
 
 create table if not exists billing.invoice_lines (
@@ -199,6 +224,24 @@ create table if not exists billing.metering_account_states (
     account_id varchar primary key,
     state_hash varchar not null
 );
+
+-- Append-only (delivery/): 'sending' is written before a document goes out through a channel and
+-- 'delivered' or 'failed' after, so a send whose outcome was never written is found and sent
+-- again with the same idempotency key.
+create table if not exists billing.delivery_actions (
+    run_id varchar not null,            -- the Dagster run that acted
+    invoice_id varchar not null,
+    invoice_number varchar not null,
+    channel varchar not null,           -- email | webhook
+    idempotency_key varchar not null,   -- one per document and channel, the same on every attempt
+    attempt integer not null,           -- per document and channel, from 1; 'sending' and its outcome share it
+    status varchar not null,            -- sending | delivered | failed | skipped
+    recipient varchar,                  -- the e-mail addresses, or the URL
+    response varchar,                   -- what the receiver answered
+    error varchar,                      -- why it failed or was skipped
+    started_at timestamp not null,
+    finished_at timestamp               -- null while sending
+);
 """
 
 
@@ -237,6 +280,10 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 _MIGRATIONS = """
 alter table billing.invoices add column if not exists numbering_prefix varchar;
 alter table billing.invoices add column if not exists is_committed boolean default true;
+alter table billing.invoices add column if not exists adjusts_invoice_id varchar;
+alter table billing.invoices add column if not exists replaces_invoice_id varchar;
+alter table billing.invoices add column if not exists adjustment_cause varchar;
+alter table billing.invoices add column if not exists adjustment_reason varchar;
 """ + "".join(  # money was DECIMAL(38, 2) before three- and four-digit currencies (KWD, CLF)
     f"alter table billing.{table} alter column {column} type decimal(38, 4);\n"
     for table, columns in {"invoices": ["subtotal_amount", "credits_applied_amount", "custom_charges_amount",
@@ -249,9 +296,10 @@ alter table billing.invoices add column if not exists is_committed boolean defau
 # asset (so that dbt's sources are written by an asset of the run, and lineage shows it).
 BILLING_STATE_SQL = """
 create or replace table billing.final_cycles as   -- cycles made final, after which load batch
-select cycle_id, finalized_after_batch
+select cycle_id, min(finalized_after_batch) as finalized_after_batch   -- the first, if a void reissued it
 from billing.invoices
-where status = 'final' and kind = 'cycle' and is_committed;
+where status = 'final' and kind = 'cycle' and is_committed
+group by cycle_id;
 
 create or replace table billing.last_metering_checkpoint as select * from billing.metering_checkpoint;
 
@@ -294,6 +342,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                    "and view_name = 'final_cycles'").fetchall()[0][0]:
         con.execute("drop view billing.final_cycles")  # a table since billing_state copies it
     con.execute(DDL.replace("{details_type}", details_type))
+    # recorded before finals were told apart: written again once, then known
+    con.execute("alter table billing.published_documents add column if not exists is_final boolean default false")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

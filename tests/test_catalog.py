@@ -184,3 +184,18 @@ def test_filter_values_and_prices_out_of_the_supported_range_are_errors(config):
     found = problems(config)
     assert found == ["usage_meters.yaml: usage_meters[0].filter.value: '0.0000000001' has 10 decimal places; "
                      "the supported scale is 9"]
+
+
+def test_a_run_reads_the_catalog_once_and_again_only_when_a_file_changed(config):
+    import os
+
+    from dagster_project.catalog import load_catalog_once
+
+    first = load_catalog_once(config)
+    assert load_catalog_once(config) is first
+    billing = config / "billing.yaml"
+    billing.write_text(billing.read_text().replace("rounding: half_up", "rounding: half_even"))
+    os.utime(billing, ns=(billing.stat().st_atime_ns, billing.stat().st_mtime_ns + 1_000_000))
+    changed = load_catalog_once(config)
+    assert changed is not first and changed.billing.rounding == "half_even"
+    assert changed.fingerprint != first.fingerprint

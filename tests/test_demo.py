@@ -137,3 +137,25 @@ def test_bi_tools_read_the_publication_through_sqlalchemy_with_the_documented_st
                 connection.execute(sqlalchemy.text("create table marts.scratch (x integer)"))
     finally:
         engine.dispose()
+
+
+def test_the_dbt_unit_tests_pass(demo, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # unit tests build their inputs from fixtures, but dbt reads the upstream models' columns: a
+    # copy of the demo's warehouse has them
+    warehouse = tmp_path / "unit.duckdb"
+    shutil.copy(demo / "warehouse" / "tally.duckdb", warehouse)
+    dbt = Path(sys.executable).with_name("dbt")
+    proc = subprocess.run([str(dbt), "test", "--select", "test_type:unit", "--project-dir", str(ROOT / "dbt_project"),
+                           "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
+                          capture_output=True, text=True, cwd=ROOT / "dbt_project", timeout=600,
+                          env={**os.environ, "TALLY_WAREHOUSE": str(warehouse), "TALLY_TEMP_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import re
+
+    passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0 SKIP=0", proc.stdout)
+    assert passed and int(passed.group(1)) >= 3, proc.stdout  # cycles: anchors, month ends, calendar, ends

@@ -53,9 +53,8 @@ def test_bad_ids_hold_back_only_their_own_accounts_and_nothing_leaves_the_invoic
     assert "Traceback" not in proc.stderr
     # everyone else is billed, with gapless numbers; no file anywhere but under invoices/<account>/
     published = sorted(digests(workdir / "invoices"))
-    assert published == ["acct_a/2026-10-01_cycle.html", "acct_a/2026-10-01_cycle.json",
-                         "acct_b/2026-10-01_cycle.html", "acct_b/2026-10-01_cycle.json",
-                         "acct_c/2026-10-01_cycle.html", "acct_c/2026-10-01_cycle.json"]
+    assert published == [f"{account}/2026-10-01_cycle{suffix}" for account in ("acct_a", "acct_b", "acct_c")
+                         for suffix in (".html", ".json", ".pdf")]
     assert sorted(p.name for p in workdir.iterdir()) == sorted(
         ["config", "data", "invoices", "warehouse.duckdb", "warehouse.duckdb.lock", ".dagster",
          "warehouse.published", "warehouse.published.duckdb", "warehouse.dbt"])

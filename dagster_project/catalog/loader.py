@@ -53,6 +53,30 @@ class Catalog:
         return plan_meters(self.price_plans[plan_name], self.billable_items)
 
 
+_LOADED: dict[Path, tuple[tuple, Catalog]] = {}
+
+
+def load_catalog_once(config_dir: Path | str) -> Catalog:
+    """load_catalog, read and validated once for as long as the files stay the same: every step of
+    a run asks for the catalog, and a run in-process should not parse and validate it each time.
+    A file that changed (size or modification time) is read again; problems are never cached."""
+    config_dir = Path(config_dir).resolve()
+    signature = _files_signature(config_dir)
+    cached = _LOADED.get(config_dir)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    catalog = load_catalog(config_dir)
+    _LOADED[config_dir] = (signature, catalog)
+    return catalog
+
+
+def _files_signature(config_dir: Path) -> tuple:
+    if not config_dir.is_dir():
+        return ()
+    return tuple(sorted((str(path), stat.st_size, stat.st_mtime_ns)
+                        for path in config_dir.rglob("*") if path.is_file() for stat in [path.stat()]))
+
+
 def load_catalog(config_dir: Path | str) -> Catalog:
     config_dir = Path(config_dir)
     problems: list[ConfigProblem] = []

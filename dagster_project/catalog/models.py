@@ -6,12 +6,16 @@ path of the offending field.
 """
 from __future__ import annotations
 
+import re
+from datetime import date
 from decimal import Decimal
+from email.utils import parseaddr
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from dagster_project.money import is_iso_currency
+from dagster_project.money import is_iso_currency, is_known_locale
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -24,6 +28,19 @@ def _iso_currency(code: str) -> str:
 
 
 Currency = Annotated[str, AfterValidator(_iso_currency)]
+
+
+def _known_locale(name: str) -> str:
+    if not is_known_locale(name):
+        raise ValueError(f"'{name}' is not a locale Babel knows: use a CLDR identifier such as en_US, en_GB, "
+                         "de_DE, fr_CH, ja_JP")
+    return name
+
+
+LocaleName = Annotated[str, AfterValidator(_known_locale)]
+# net payment terms: a due date at most ten years after the issue date (a typo, not terms, beyond that)
+MAX_PAYMENT_TERMS_DAYS = 3650
+PaymentTermsDays = Annotated[int, Field(ge=0, le=MAX_PAYMENT_TERMS_DAYS, strict=True)]
 
 
 class Strict(BaseModel):
@@ -234,11 +251,80 @@ class CustomCharge(Strict):
     rate: Decimal
 
 
+_ENVIRONMENT_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _environment_variable(name: str) -> str:
+    if not _ENVIRONMENT_VARIABLE.fullmatch(name):
+        raise ValueError("must be the name of an environment variable (letters, digits, _), never the secret itself")
+    return name
+
+
+# Secrets are never written in billing.yaml: it names the environment variables that hold them.
+EnvironmentVariable = Annotated[str, AfterValidator(_environment_variable)]
+
+
+def _mail_address(text: str) -> str:
+    if "@" not in parseaddr(text)[1]:
+        raise ValueError("must be an e-mail address (billing@example.com or \"Billing <billing@example.com>\")")
+    return text
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return url
+
+
+class EmailDelivery(Strict):
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    sender: Annotated[str, AfterValidator(_mail_address)]
+    username_env: EnvironmentVariable | None = None
+    password_env: EnvironmentVariable | None = None
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+class WebhookDelivery(Strict):
+    url: Annotated[str, AfterValidator(_http_url)]
+    secret_env: EnvironmentVariable     # the HMAC-SHA256 key receivers verify Tally-Signature with
+    timeout_seconds: float = Field(default=10, gt=0)
+
+
+class DeliverySettings(Strict):
+    """No channel, nothing sent."""
+
+    email: EmailDelivery | None = None
+    webhook: WebhookDelivery | None = None
+    # runs stop retrying a delivery after this many failures; `tally deliver --retry` goes on
+    max_attempts: int = Field(default=5, ge=1)
+    # documents issued earlier are never sent, so that turning delivery on does not mail the history
+    issued_from: date | None = None
+
+
 class BillingSettings(Strict):
     issuer: Issuer
     invoice_numbering: InvoiceNumbering = InvoiceNumbering()
+    # credit and debit notes are numbered in series of their own (see invoicing/corrections.py)
+    credit_note_numbering: InvoiceNumbering = InvoiceNumbering(prefix="CN")
+    debit_note_numbering: InvoiceNumbering = InvoiceNumbering(prefix="DN")
     rounding: Literal["half_up", "half_even", "down"] = "half_up"
     custom_charges: list[CustomCharge] = []
+    # ignore: late events are reported, never billed; adjust: a final cycle that received late
+    # events is re-rated and the difference issued as a credit or debit note
+    late_events: Literal["ignore", "adjust"] = "ignore"
+    delivery: DeliverySettings = DeliverySettings()
+    # documents: money and dates are shown for this locale; due date = issue date + payment terms,
+    # which a customer's payment_terms_days in customers.csv replaces
+    locale: LocaleName = "en_US"
+    payment_terms_days: PaymentTermsDays = 30
+
+    def numbering_of(self, kind: str) -> InvoiceNumbering:
+        """The numbering of a document kind: notes have their own series, invoices share one."""
+        return {"credit_note": self.credit_note_numbering,
+                "debit_note": self.debit_note_numbering}.get(kind, self.invoice_numbering)
 
 
 def plan_meters(plan: PricePlan, items: dict[str, BillableItem]) -> list[str]:

@@ -63,7 +63,37 @@ def validate_catalog(parsed: dict, plans: dict[str, PricePlan | None]) -> list[C
         _unique([c.name for c in billing.custom_charges], BILLING_FILE, "custom_charges", "custom charge", report)
         for i, charge in enumerate(billing.custom_charges):
             _non_negative(charge.rate, BILLING_FILE, f"custom_charges[{i}].rate", report)
+        _check_numbering_prefixes(billing, report)
+        _check_email_login(billing, report)
     return report.problems
+
+
+def _check_email_login(billing, report: _Report) -> None:
+    """An SMTP login needs both variables, and is never sent in clear."""
+    email = billing.delivery.email
+    if email is None or (email.username_env is None and email.password_env is None):
+        return
+    if email.username_env is None or email.password_env is None:
+        missing = "username_env" if email.username_env is None else "password_env"
+        report.add(BILLING_FILE, f"delivery.email.{missing}", "a login needs both username_env and password_env")
+    if not email.starttls:
+        report.add(BILLING_FILE, "delivery.email.starttls", "must be true when the server needs a login: "
+                                                            "the password would be sent in clear")
+
+
+def _check_numbering_prefixes(billing, report: _Report) -> None:
+    """Invoices, credit notes and debit notes are numbered in separate series: a shared prefix
+    would give two documents the same number. Numbers name the files of notes and of invoices
+    issued by a void, so a prefix holds no path separator."""
+    seen: dict[str, str] = {}
+    for field in ("invoice_numbering", "credit_note_numbering", "debit_note_numbering"):
+        prefix = getattr(billing, field).prefix
+        if "/" in prefix or "\\" in prefix:
+            report.add(BILLING_FILE, f"{field}.prefix", f"'{prefix}' cannot hold / or \\ (numbers name files)")
+        if prefix in seen:
+            report.add(BILLING_FILE, f"{field}.prefix", f"'{prefix}' is already the prefix of {seen[prefix]}; "
+                                                        "each series needs its own")
+        seen.setdefault(prefix, field)
 
 
 def _unique(names: list[str], file: str, list_path: str, kind: str, report: _Report) -> None:

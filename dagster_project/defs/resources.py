@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 
 from dagster_project import run_lock, warehouse
-from dagster_project.catalog import Catalog, ConfigError, load_catalog
+from dagster_project.catalog import Catalog, ConfigError, load_catalog_once
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -38,7 +38,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class PricingCatalogResource(dg.ConfigurableResource):
-    """pricing_config/: loaded and validated on use, so a change needs no restart."""
+    """pricing_config/: loaded and validated on first use, again only when a file changed (so a change
+    needs no restart, and a run reads it once)."""
 
     config_dir: str
 
@@ -48,7 +49,7 @@ class PricingCatalogResource(dg.ConfigurableResource):
 
     def load(self) -> Catalog:
         try:
-            return load_catalog(self.directory)
+            return load_catalog_once(self.directory)
         except ConfigError as exc:
             raise dg.Failure(description=str(exc)) from exc
 
@@ -91,3 +92,10 @@ class RunOptions(dg.ConfigurableResource):
     result as the incremental runs that led here, at the cost of reading every event again)."""
 
     full_refresh: bool = False
+
+
+class DeliveryOptions(dg.ConfigurableResource):
+    """retry_exhausted (`tally deliver --retry`) also retries deliveries that failed
+    delivery.max_attempts times, which runs no longer retry on their own."""
+
+    retry_exhausted: bool = False

@@ -10,6 +10,7 @@ unusable (not UTF-8, a missing column) or the data directory itself stops the ru
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from dagster_project.catalog import Catalog
+from dagster_project.catalog.models import MAX_PAYMENT_TERMS_DAYS
 from dagster_project.limits import decimal_problem
 
 REQUIRED_FILES = ("customers.csv", "accounts.csv", "plan_assignments.csv")
@@ -38,7 +40,8 @@ class Column:
 TABLES: dict[str, tuple[Column, ...]] = {
     "customers": (Column("customer_id"), Column("name"), Column("email", required=False, optional_column=True),
                   Column("address", required=False, optional_column=True),
-                  Column("tax_id", required=False, optional_column=True)),
+                  Column("tax_id", required=False, optional_column=True),
+                  Column("payment_terms_days", "integer", required=False, optional_column=True)),
     "accounts": (Column("account_id"), Column("customer_id"), Column("name", required=False),
                  Column("tax_rate", "decimal", required=False, optional_column=True)),
     "plan_assignments": (Column("account_id"), Column("price_plan"), Column("start_date", "date"),
@@ -244,6 +247,10 @@ def _check_rows(data: ReferenceData, catalog: Catalog) -> None:
 
     customers = tables["customers"]
     _check_unique(customers, "customer_id", lambda row: None, add)
+    for row, line in customers.numbered():
+        if _outside_payment_terms(row["payment_terms_days"]):
+            add(customers, line, "payment_terms_days", f"{shown(row['payment_terms_days'])} is not a number of "
+                                                       f"days from 0 to {MAX_PAYMENT_TERMS_DAYS}", None)
     known_customers = {row["customer_id"] for row in customers.rows if row["customer_id"]}
 
     accounts = tables["accounts"]
@@ -354,6 +361,14 @@ def _check_unique(table: Table, key: str, account_of, add) -> None:
             first_line[value] = line
 
 
+def _outside_payment_terms(value: str | None) -> bool:
+    """An integer that is not a whole number of days in range (one that is no integer at all is
+    reported when the file is read)."""
+    if value is None or _value_problem(Column("payment_terms_days", "integer"), value) is not None:
+        return False
+    return not re.fullmatch(r"[0-9]+", value) or int(value) > MAX_PAYMENT_TERMS_DAYS
+
+
 def _below(value: str | None, bound: int, or_equal: bool = False) -> bool:
     """True when value is a number below bound (or equal to it); unparseable values are reported elsewhere."""
     try:
@@ -453,3 +468,14 @@ def _previous_rows(con: duckdb.DuckDBPyConnection, name: str, held: Iterable[str
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
                             "and table_name = ?", [schema, table]).fetchall()[0][0])
+
+
+def reference_fingerprint(data_dir: Path, catalog_fingerprint: str) -> str:
+    """What the reference tables are computed from: the CSV files' bytes and the catalog. Equal to
+    the last load's, the tables would come out the same, so the load can be skipped (100k accounts
+    take seconds to check row by row)."""
+    digest = hashlib.sha256(catalog_fingerprint.encode())
+    for name in TABLES:
+        path = data_dir / f"{name}.csv"
+        digest.update(f"\0{name}\0".encode() + (path.read_bytes() if path.is_file() else b"-"))
+    return digest.hexdigest()

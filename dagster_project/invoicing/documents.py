@@ -1,7 +1,8 @@
 """Invoice documents: the JSON of SPEC 5 and its HTML rendering (jinja2, overridable).
 
 Documents are rendered once per invoice state and stored with the invoice; a final invoice's
-stored bytes are what every later run publishes, so a rerun reproduces it byte for byte.
+stored bytes are what every later run publishes, so a rerun reproduces it byte for byte. The
+HTML shows presentation.present's view of the JSON, as the PDF does (pdf.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import orjson
 import polars as pl
 
 from dagster_project.catalog.models import Issuer
+from dagster_project.invoicing.presentation import due_date, present
 from dagster_project.money import format_money, format_quantity
 from dagster_project.rating.usage import DETAIL_FIELDS
 
@@ -26,9 +28,11 @@ _DETAIL_DECIMALS = frozenset(name for name, dtype in DETAIL_FIELDS.items() if dt
 
 
 def invoice_document(header: dict, lines: list[dict], charges: list[dict], issuer: Issuer, customer: dict,
-                     credit_draws: list[dict] = ()) -> dict:
+                     credit_draws: list[dict] = (), *, payment_terms_days: int, units: dict[str, str]) -> dict:
     """The invoice as SPEC 5's JSON object (key order as in the SPEC), plus `credits`: what each
-    grant paid, in the order drawn."""
+    grant paid, in the order drawn; `due_date` and `payment_terms_days` (a draft's are those it would
+    get); and each line's `unit`, its billable item's in `units` (meters measuring an attribute
+    with a unit), else null."""
     digits = header["currency_digits"]
 
     def money(value) -> str:
@@ -45,6 +49,8 @@ def invoice_document(header: dict, lines: list[dict], charges: list[dict], issue
         "period_start": header["period_start_date"].isoformat(),
         "period_end": header["period_end_date"].isoformat(),
         "issue_date": header["issue_date"].isoformat(),
+        "due_date": due_date(header["issue_date"], payment_terms_days).isoformat(),
+        "payment_terms_days": payment_terms_days,
         "issuer": issuer.model_dump(exclude_none=True),
         "customer": customer,
         "lines": [
@@ -53,6 +59,7 @@ def invoice_document(header: dict, lines: list[dict], charges: list[dict], issue
                 "billable_item": line["billable_item"],
                 "description": line["description"],
                 "quantity": format_quantity(line["quantity"]),
+                "unit": units.get(line["billable_item"]),
                 "amount": money(line["amount"]),
                 "details": line["details"],
             }
@@ -126,35 +133,37 @@ def template_environment(template_dir: Path | None) -> jinja2.Environment:
     )
 
 
-def render_html(document: dict, environment: jinja2.Environment) -> str:
-    return environment.get_template(TEMPLATE_NAME).render(invoice=document)
+def render_html(document: dict, environment: jinja2.Environment, locale: str) -> str:
+    """Templates get the document as `invoice` and what it shows, formatted for the locale, as `view`."""
+    return environment.get_template(TEMPLATE_NAME).render(invoice=document, view=present(document, locale))
 
 
 # Below this many documents one process renders them all; above it, one process per core (a pool
-# costs about a second to start, and an HTML document about half a millisecond).
+# costs about a second to start, and an HTML document, its money formatted, about 0.65 ms).
 PARALLEL_FROM = 5000
 _WORKER_ENVIRONMENT: jinja2.Environment | None = None
+_WORKER_LOCALE: str | None = None
 
 
-def render_html_documents(documents: list[dict], template_dir: Path | None) -> list[str]:
+def render_html_documents(documents: list[dict], template_dir: Path | None, locale: str) -> list[str]:
     """Every document's HTML, in order; on every core when there are many."""
     processes = os.cpu_count() or 1
     if len(documents) < PARALLEL_FROM or processes < 2:
         environment = template_environment(template_dir)
-        return [render_html(document, environment) for document in documents]
+        return [render_html(document, environment, locale) for document in documents]
     size = -(-len(documents) // (processes * 4))
     chunks = [documents[i:i + size] for i in range(0, len(documents), size)]
     # forkserver: the pipeline's process holds DuckDB's threads, which a plain fork must not copy
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
-                             initargs=(template_dir,)) as pool:
+                             initargs=(template_dir, locale)) as pool:
         return [html for rendered in pool.map(_render_chunk, chunks) for html in rendered]
 
 
-def _start_worker(template_dir: Path | None) -> None:
-    global _WORKER_ENVIRONMENT
-    _WORKER_ENVIRONMENT = template_environment(template_dir)
+def _start_worker(template_dir: Path | None, locale: str) -> None:
+    global _WORKER_ENVIRONMENT, _WORKER_LOCALE
+    _WORKER_ENVIRONMENT, _WORKER_LOCALE = template_environment(template_dir), locale
 
 
 def _render_chunk(documents: list[dict]) -> list[str]:
-    return [render_html(document, _WORKER_ENVIRONMENT) for document in documents]
+    return [render_html(document, _WORKER_ENVIRONMENT, _WORKER_LOCALE) for document in documents]

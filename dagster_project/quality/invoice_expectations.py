@@ -21,7 +21,8 @@ class SuiteResult:
     evaluated: int
 
 
-def validate_invoices(invoices: pd.DataFrame, number_prefix: str) -> SuiteResult:
+def validate_invoices(invoices: pd.DataFrame, *number_prefixes: str) -> SuiteResult:
+    """number_prefixes: those of the numbering series (invoices, credit notes, debit notes)."""
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
@@ -29,7 +30,7 @@ def validate_invoices(invoices: pd.DataFrame, number_prefix: str) -> SuiteResult
     batch_definition = (context.data_sources.add_pandas("tally").add_dataframe_asset("invoices")
                         .add_batch_definition_whole_dataframe("all_invoices"))
     suite = gx.ExpectationSuite(name="invoices")
-    for expectation in _expectations(number_prefix):
+    for expectation in _expectations(number_prefixes):
         suite.add_expectation(expectation)
     result = batch_definition.get_batch(batch_parameters={"dataframe": invoices}).validate(suite)
     failures = [f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column')})"
@@ -37,7 +38,7 @@ def validate_invoices(invoices: pd.DataFrame, number_prefix: str) -> SuiteResult
     return SuiteResult(success=result.success, failures=failures, evaluated=len(result.results))
 
 
-def _expectations(number_prefix: str) -> list:
+def _expectations(number_prefixes: tuple[str, ...]) -> list:
     import great_expectations as gx
 
     e = gx.expectations
@@ -46,11 +47,16 @@ def _expectations(number_prefix: str) -> list:
     return [
         e.ExpectColumnValuesToBeUnique(column="invoice_id"),
         e.ExpectColumnValuesToNotBeNull(column="invoice_id"),
-        e.ExpectColumnValuesToMatchRegex(column="invoice_id", regex=r"^[^/]+/\d{4}-\d{2}-\d{2}_(?:cycle|opening)$"),
+        # an invoice issued by a void, or a note, is named after a number: ..._replaces_<number>, ..._<kind>_<number>
+        e.ExpectColumnValuesToMatchRegex(
+            column="invoice_id",
+            regex=r"^[^/]+/\d{4}-\d{2}-\d{2}_(?:(?:cycle|opening)(?:_replaces_[^/]+)?|(?:credit|debit)_note_[^/]+)$"),
         e.ExpectColumnValuesToBeInSet(column="status", value_set=["draft", "final"]),
-        e.ExpectColumnValuesToBeInSet(column="kind", value_set=["cycle", "opening"]),
+        e.ExpectColumnValuesToBeInSet(column="kind", value_set=["cycle", "opening", "credit_note", "debit_note"]),
         e.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
-        e.ExpectColumnValuesToMatchRegex(column="invoice_number", regex=rf"^{re.escape(number_prefix)}-[0-9-]+$"),
+        e.ExpectColumnValuesToMatchRegex(
+            column="invoice_number",
+            regex=rf"^(?:{'|'.join(re.escape(prefix) for prefix in number_prefixes)})-[0-9-]+$"),
         *[e.ExpectColumnValuesToNotBeNull(column=column) for column in money],
         e.ExpectColumnValuesToBeBetween(column="credits_applied_amount", min_value=0),
         e.ExpectColumnValuesToBeBetween(column="wallet_applied_amount", min_value=0),

@@ -27,13 +27,14 @@
     {{ return(meters) }}
 {% endmacro %}
 
-{#- For each meter (of a plan): the struct an assigned event contributes to it, or NULL when the
-    meter does not count the event (another schema, another plan, filtered out, or without the
-    attribute or dimension the meter aggregates). Comma-separated, for a list literal. -#}
+{#- For each meter (of a plan): the struct an assigned or late event contributes to it, or NULL
+    when the meter does not count the event (another schema, another plan, filtered out, or
+    without the attribute or dimension the meter aggregates). Comma-separated, for a list literal.
+    A late event's values are kept so that `late_events: adjust` can re-rate its cycle. -#}
 {% macro meter_value_list(meters) -%}
     {%- for meter in meters -%}
     case
-        when assignment_status = 'assigned'
+        when assignment_status in ('assigned', 'late')
             and schema_name = '{{ meter.schema_name }}'
             and price_plan in ({% for plan in meter.plan_names %}'{{ plan }}'{% if not loop.last %}, {% endif %}{% endfor %})
             and {{ meter.filter_sql }}

@@ -1,7 +1,9 @@
-"""dbt models as Dagster assets: metering before rating, billing marts after invoicing.
+"""dbt models as Dagster assets: metering before rating, billing marts after invoicing, the
+delivery log after delivery.
 
-Two selections of one dbt project, because the billing marts read what invoicing writes: one
-graph, staging -> intermediate -> metering marts -> rating -> invoicing -> billing marts.
+Three selections of one dbt project, because the billing marts read what invoicing writes and the
+delivery log what delivery writes: one graph, staging -> intermediate -> metering marts -> rating
+-> invoicing -> billing marts -> publishing -> delivery -> delivery log.
 Metering is incremental (see metering_state.py): after its build and tests pass, the run records
 its checkpoint.
 """
@@ -17,8 +19,9 @@ from dagster_project.defs.partitions import backfill_months
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, RunOptions, WarehouseResource
 
-METERING_EXCLUDE = "tag:billing"
+METERING_EXCLUDE = "tag:billing tag:delivery"
 BILLING_SELECT = "tag:billing"
+DELIVERY_SELECT = "tag:delivery"
 
 
 def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt_vars: dict, step: str,
@@ -67,3 +70,11 @@ def dbt_billing_marts(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """Invoice marts and the event pipeline log, with their reconciliation tests."""
     yield from _build(context, warehouse, {"as_of": billing_clock.today().isoformat()}, "billing_marts",
                       "{nodes} models and tests passed", select=BILLING_SELECT)
+
+
+@dbt_assets(manifest=MANIFEST, project=dbt_project, select=DELIVERY_SELECT, name="dbt_delivery_log",
+            dagster_dbt_translator=translator)
+def dbt_delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """The delivery log mart, built after delivery so that it holds the run's own actions."""
+    yield from _build(context, warehouse, {}, "delivery_log", "{nodes} models and tests passed",
+                      select=DELIVERY_SELECT)

@@ -107,7 +107,7 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict
     args = ["build", "--project-dir", str(dbt_project.project_dir), "--profiles-dir", str(dbt_project.profiles_dir),
             "--target-path", str(target_path), "--log-path", str(target_path), "--no-write-json",
             "--vars", json.dumps({**dbt_vars, **limits.dbt_vars()}), *selection,
-            # unit tests check SQL logic, not data: the test suite runs them (tests/test_dbt_unit.py)
+            # unit tests check SQL logic, not data: the test suite runs them (tests/test_demo.py)
             "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")

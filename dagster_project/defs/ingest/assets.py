@@ -1,5 +1,7 @@
 """Ingestion: the pricing catalog, reference CSVs and new event lines into the warehouse."""
 
+import json
+
 import dagster as dg
 import pyarrow as pa
 
@@ -11,8 +13,10 @@ from dagster_project.ingestion.events import load_new_events
 from dagster_project.ingestion.reference_data import (
     DataDirectoryError,
     ReferenceDataError,
+    check_data_directory,
     check_no_account_removed,
     read_reference_data,
+    reference_fingerprint,
     write_reference_data,
 )
 from dagster_project.warehouse import BILLING_STATE_SQL, ensure_tables, replace_table, scalar
@@ -45,29 +49,43 @@ def pricing_catalog(context: dg.AssetExecutionContext, catalog: PricingCatalogRe
                       "row by row: a bad row holds back its own account, everyone else is billed.")
 def reference_data(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
                    data: DataDirectoryResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    loaded = catalog.load()
     with progress(context, "reference data") as stage:
         try:
-            tables = read_reference_data(data.directory, catalog.load())
+            check_data_directory(data.directory)
         except DataDirectoryError as exc:
             raise dg.Failure(description=str(exc)) from None
-        except ReferenceDataError as exc:
-            raise dg.Failure(description="\n".join(exc.problems)) from None
+        fingerprint = reference_fingerprint(data.directory, loaded.fingerprint)
         with warehouse.connect() as con:
             ensure_tables(con)
-            try:
-                check_no_account_removed(con, tables)
-            except ReferenceDataError as exc:
-                raise dg.Failure(description="\n".join(exc.problems)) from None
-            write_reference_data(con, tables)
+            last = con.execute("select summary_json from raw.reference_load where fingerprint = ?",
+                               [fingerprint]).fetchall()
+        if last:
+            summary = json.loads(last[0][0])
+            stage.done(f"unchanged since the last load ({summary['message']})")
+            return dg.MaterializeResult(metadata={**summary["metadata"], "unchanged": True})
+        try:
+            tables = read_reference_data(data.directory, loaded)
+        except ReferenceDataError as exc:
+            raise dg.Failure(description="\n".join(exc.problems)) from None
         counts = {name: len(tables.clean_rows(name)) for name in tables.tables}
         held = tables.held
         message = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
         if tables.problems:
             message += f"; {len(tables.problems)} row problem(s), {len(held)} account(s) held back"
+        metadata = {**counts, "problems": len(tables.problems), "held_accounts": len(held),
+                    "dagster/row_count": sum(counts.values())}
+        with warehouse.connect() as con:
+            try:
+                check_no_account_removed(con, tables)
+            except ReferenceDataError as exc:
+                raise dg.Failure(description="\n".join(exc.problems)) from None
+            write_reference_data(con, tables)
+            con.execute("delete from raw.reference_load")
+            con.execute("insert into raw.reference_load values (?, ?)",
+                        [fingerprint, json.dumps({"message": message, "metadata": metadata})])
         stage.done(message)
-    return dg.MaterializeResult(metadata={
-        **counts, "problems": len(tables.problems), "held_accounts": len(held),
-        "dagster/row_count": sum(counts.values())})
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(group_name=GROUP, deps=[reference_data], kinds={"python", "duckdb"}, owners=OWNERS,

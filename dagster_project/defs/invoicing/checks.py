@@ -26,14 +26,16 @@ order by 1
 
 _NUMBERING_PROBLEMS = """
 with finals as (
-    select numbering_period, invoice_sequence, invoice_number from billing.invoices where status = 'final'
+    select case when kind in ('credit_note', 'debit_note') then kind else 'invoice' end as numbering_series,
+           numbering_period, invoice_sequence, invoice_number
+    from billing.invoices where status = 'final'
 )
 select 'final invoice without a number' from finals where invoice_number is null
 union all
 select 'duplicate number ' || invoice_number from finals group by invoice_number having count(*) > 1
 union all
-select 'gap in numbering period ' || numbering_period
-from finals group by numbering_period having max(invoice_sequence) <> count(*)
+select 'gap in ' || numbering_series || ' numbering period ' || numbering_period
+from finals group by numbering_series, numbering_period having max(invoice_sequence) <> count(*)
 """
 
 
@@ -47,8 +49,9 @@ def invoice_totals_reconcile(warehouse: WarehouseResource) -> dg.AssetCheckResul
 
 
 @dg.asset_check(asset=invoices, blocking=True,
-                description="Final invoices (committed and of this run) are numbered, each number once, without gaps "
-                            "in a numbering period, whatever prefix they were given with.")
+                description="Final invoices and notes (committed and of this run) are numbered, each number once, "
+                            "without gaps in a numbering period of each series (invoices, credit notes, debit notes), "
+                            "whatever prefix they were given with.")
 def invoice_numbers_gapless(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         problems = [row[0] for row in con.execute(_NUMBERING_PROBLEMS).fetchall()]
@@ -56,9 +59,9 @@ def invoice_numbers_gapless(warehouse: WarehouseResource) -> dg.AssetCheckResult
 
 
 @dg.asset_check(asset=invoices, blocking=True,
-                description="Great Expectations suite over the invoices this run makes final, before they become "
-                            "permanent: ids, statuses, kinds, currencies, number format, no missing amounts, credits "
-                            "and wallet never negative. Committed finals were checked when they were made.")
+                description="Great Expectations suite over the invoices and notes this run makes final, before they "
+                            "become permanent: ids, statuses, kinds, currencies, number format, no missing amounts, "
+                            "credits and wallet never negative. Committed finals were checked when they were made.")
 def invoice_expectations(catalog: PricingCatalogResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         rows = con.sql("select * exclude (document_json, document_html) from billing.invoices "
@@ -67,6 +70,8 @@ def invoice_expectations(catalog: PricingCatalogResource, warehouse: WarehouseRe
         return dg.AssetCheckResult(passed=True, metadata={"expectations": 0, "failed": "none (nothing to finalize)"})
     from dagster_project.quality.invoice_expectations import validate_invoices
 
-    result = validate_invoices(rows, catalog.load().billing.invoice_numbering.prefix)
+    settings = catalog.load().billing
+    result = validate_invoices(rows, settings.invoice_numbering.prefix, settings.credit_note_numbering.prefix,
+                               settings.debit_note_numbering.prefix)
     return dg.AssetCheckResult(passed=result.success, metadata={
         "expectations": result.evaluated, "failed": ", ".join(result.failures) or "none"})

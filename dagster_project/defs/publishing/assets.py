@@ -10,7 +10,8 @@ from dagster_project import billing_store as store
 from dagster_project import run_inputs
 from dagster_project.defs.partitions import INPUTS_TAG, billing_months, month_range
 from dagster_project.defs.progress import progress
-from dagster_project.defs.resources import InvoicesDirectoryResource, WarehouseResource
+from dagster_project.defs.resources import InvoicesDirectoryResource, PricingCatalogResource, WarehouseResource
+from dagster_project.invoicing.pdf import publish_pdfs, rendering_fingerprint
 from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
 from dagster_project.publication import publication_for
 from dagster_project.publication import publish as publish_warehouse
@@ -36,7 +37,7 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         stamps = store.document_stamps(con, str(directory), first, last)
         with progress(context, "publishing", total=stamps.height) as stage:
             published = publish(directory, stamps, lambda ids: store.document_texts(con, ids), existing,
-                                 on_document=stage.advance)
+                                 store.published_ids(con, str(directory)), on_document=stage.advance)
             store.record_published(con, str(directory), published.rewritten, published.removed_ids)
             stage.done(f"{committed:,} invoice(s) made final; {stamps.height:,} invoices to {directory} "
                        f"({published.written:,} files written, {published.unchanged:,} unchanged, "
@@ -47,8 +48,33 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                                           "dagster/row_count": stamps.height})
 
 
-@dg.asset(group_name="publishing", deps=[published_invoices], kinds={"python", "duckdb", "parquet"},
-          owners=["team:billing"],
+@dg.asset(group_name="publishing", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
+          deps=[published_invoices], kinds={"python", "pdf"}, owners=["team:billing"],
+          description="<account_id>/<period_start>_<kind>.pdf beside each published JSON and HTML, typeset by "
+                      "Typst: a final's once, a draft's again when it or the locale or template changed. A step of "
+                      "its own, after the JSON and HTML are published, so that PDFs never hold them up.")
+def invoice_pdfs(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 invoices_dir: InvoicesDirectoryResource, catalog: PricingCatalogResource) -> dg.MaterializeResult:
+    first, last = month_range(context)
+    directory = invoices_dir.directory
+    locale = catalog.load().billing.locale
+    with warehouse.connect() as con:
+        stamps = store.pdf_stamps(con, str(directory), first, last, rendering_fingerprint(locale))
+        with progress(context, "pdfs", total=stamps.height) as stage:
+            report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids),
+                                  store.invoice_ids(con), store.rendered_pdf_ids(con, str(directory)), locale,
+                                  on_document=stage.advance)
+            store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)
+            stage.done(f"{stamps.height:,} PDFs in {directory} ({report.rendered.height:,} rendered, "
+                       f"{report.unchanged:,} unchanged, {len(report.removed_ids):,} removed)")
+    return dg.MaterializeResult(metadata={"pdfs": stamps.height, "rendered": report.rendered.height,
+                                          "unchanged": report.unchanged, "removed": len(report.removed_ids),
+                                          "directory": str(directory), "dagster/row_count": stamps.height})
+
+
+# after delivery, so that the delivery log published is the run's own
+@dg.asset(group_name="publishing", deps=[published_invoices, dg.AssetKey(["marts", "delivery_log"])],
+          kinds={"python", "duckdb", "parquet"}, owners=["team:billing"],
           description="The marts published for readers: Parquet files and <warehouse>.published.duckdb, a file of "
                       "views over them, swapped in atomically after a successful run (BI tools, notebooks and "
                       "`tally entitlements` read it; the pipeline's own file is never opened by readers).")
@@ -63,7 +89,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             # inputs can stop at once; a run started elsewhere leaves no such promise
             run_inputs.record(con, context.run.tags.get(INPUTS_TAG), invoices_dir.directory, publication.database,
                               context.run_id)
-        stage.done(f"published {report.tables} tables and the event log ({report.event_partitions_written} of "
+        stage.done(f"published {report.tables} tables ({report.tables_written} changed) and the event log "
+                   f"({report.event_partitions_written} of "
                    f"{report.event_partitions} partitions written) to {publication.database}")
     return dg.MaterializeResult(metadata={
         "database": str(publication.database), "tables": report.tables, "generation": report.generation,

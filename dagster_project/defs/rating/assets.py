@@ -16,8 +16,9 @@ from dagster_project.rating.magnitude import out_of_range
           deps=[dg.AssetKey(["marts", "fct_meter_usage"]), dg.AssetKey(["marts", "fct_billing_cycles"]),
                 dg.AssetKey(["marts", "dim_accounts"]), dg.AssetKey(["marts", "fct_license_intervals"])],
           description="The invoices due in the billing months that are not final yet (billing.due_invoices) and "
-                      "their rate-card lines (billing.rated_lines), each rounded once, with its breakdown. "
-                      "Held-back accounts are left out.")
+                      "their rate-card lines (billing.rated_lines), each rounded once, with its breakdown; with them "
+                      "the invoices issued in place of voided ones and, with `late_events: adjust`, the final "
+                      "cycles with late events re-rated. Held-back accounts are left out.")
 def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResource, warehouse: WarehouseResource,
                 billing_clock: BillingClock) -> dg.MaterializeResult:
     first, last = month_range(context)
@@ -25,8 +26,9 @@ def rated_lines(context: dg.AssetExecutionContext, catalog: PricingCatalogResour
     loaded = catalog.load()
     with progress(context, "rating") as stage, warehouse.connect() as con:
         held = store.held_accounts(con, include_rating=False)["account_id"]
+        late_chains = store.late_event_chains(con) if loaded.billing.late_events == "adjust" else None
         due = (invoices_due(loaded, span, store.billing_cycles(con), store.billed_accounts(con),
-                            store.stored_invoices(con))
+                            store.stored_invoices(con), store.pending_voids(con, held.to_list()), late_chains)
                .filter(~pl.col("account_id").is_in(held.implode())).collect())
         usage, licenses = store.closed_meter_usage(con), store.license_intervals(con)
         holds = out_of_range(loaded, due, usage, licenses)

@@ -189,7 +189,8 @@ final as (
         end as reason,
         case when assignment_status in ('assigned', 'late') then cycle_id end as cycle_id,
         case when assignment_status in ('assigned', 'late') then price_plan end as price_plan,
-        case when assignment_status = 'assigned' then meter_values
+        -- a late event keeps the values it would have given: a correction re-rates its cycle with them
+        case when assignment_status in ('assigned', 'late') then meter_values
              else cast([] as struct(meter_name varchar, meter_value decimal(38, 9), distinct_value varchar)[])
         end as meter_values,
         -- the metering run that computed the row: the publication rewrites what changed since it

@@ -6,7 +6,7 @@ with lines as (
 
 invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
+    select * from {{ ref('fct_invoices') }}
 
 ),
 
@@ -20,7 +20,9 @@ final as (
         invoices.period_start_date,
         invoices.period_end_date,
         invoices.status as invoice_status,
-        invoices.invoice_number
+        invoices.invoice_number,
+        invoices.kind as invoice_kind,
+        invoices.revenue_sign
     from lines
     inner join invoices on invoices.invoice_id = lines.invoice_id
 

@@ -1,8 +1,9 @@
--- Billed revenue by month of issue, plan and currency, from final invoices only (drafts can
--- still change). Amounts are sums of rounded invoice figures.
+-- Billed revenue by month of issue, plan and currency, from final documents only (drafts can
+-- still change), net of notes: a credit note subtracts, a debit note adds. Amounts are sums of
+-- rounded document figures.
 with invoices as (
 
-    select * from {{ ref('stg_billing__invoices') }}
+    select * from {{ ref('fct_invoices') }}
     where status = 'final'
 
 ),
@@ -14,13 +15,15 @@ final as (
         billing_month as revenue_month,
         price_plan,
         currency,
-        count(*) as invoice_count,
-        sum(subtotal_amount) as subtotal_amount,
-        sum(credits_applied_amount) as credits_applied_amount,
-        sum(custom_charges_amount) as custom_charges_amount,
-        sum(total_amount) as total_amount,
-        sum(wallet_applied_amount) as wallet_applied_amount,
-        sum(amount_due_amount) as amount_due_amount
+        count(*) filter (where kind in ('cycle', 'opening')) as invoice_count,
+        count(*) filter (where kind = 'credit_note') as credit_note_count,
+        count(*) filter (where kind = 'debit_note') as debit_note_count,
+        sum(revenue_sign * subtotal_amount) as subtotal_amount,
+        sum(revenue_sign * credits_applied_amount) as credits_applied_amount,
+        sum(revenue_sign * custom_charges_amount) as custom_charges_amount,
+        sum(revenue_sign * total_amount) as total_amount,
+        sum(revenue_sign * wallet_applied_amount) as wallet_applied_amount,
+        sum(revenue_sign * amount_due_amount) as amount_due_amount
     from invoices
     group by billing_month, price_plan, currency
 

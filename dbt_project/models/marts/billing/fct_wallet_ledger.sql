@@ -1,5 +1,6 @@
 -- Wallet top-ups and the draws of final invoices, with each account's running balance (SPEC 4.9).
--- Drafts show the wallet amount that would apply but draw nothing, so they are not here.
+-- Drafts show the wallet amount that would apply but draw nothing, so they are not here. A void's
+-- credit note returns what the voided invoice drew (a restore, before that day's draws).
 with topups as (
 
     select * from {{ ref('fct_wallet_topups') }}
@@ -20,7 +21,8 @@ entries as (
 
     union all
 
-    select account_id, 'draw', draw_date, 1, invoice_id, -amount
+    select account_id, case when amount < 0 then 'restore' else 'draw' end, draw_date,
+           case when amount < 0 then 1 else 2 end, invoice_id, -amount
     from draws
 
 ),
