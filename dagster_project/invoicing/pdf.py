@@ -3,9 +3,9 @@
 Typst typesets templates/invoice.typ with presentation.present's view of the stored JSON (the
 view the HTML shows too). Typst is a compiler in Rust with its fonts embedded in the package, so
 a fresh machine needs nothing else, and one compiler serves every document of a process: fonts
-loaded and the template parsed once. A document takes about 9 ms of one core here (WeasyPrint,
-rendering the HTML, about 260 ms): 100k finals in some 8 minutes on two free cores, where
-WeasyPrint would need three hours. Many documents are rendered by one process per core.
+loaded and the template parsed once. A document takes about 7 ms of one core here (WeasyPrint,
+rendering the HTML, about 260 ms): 100k finals in 6 to 7 minutes on two free cores, where
+WeasyPrint would need three and a half hours. Many documents are rendered by one process per core.
 
 What was rendered is recorded (billing.rendered_pdfs: the digest of what each PDF was rendered
 from, and its size) rather than compared with the files: a run over 100k unchanged PDFs renders
@@ -37,7 +37,7 @@ from dagster_project.invoicing.publishing import document_path, write_atomically
 TEMPLATE = Path(__file__).parent / "templates" / "invoice.typ"
 SUFFIX = ".pdf"
 # Below this many documents one process renders them all; above it, one process per core (starting
-# the workers costs about a second, a document about 9 ms).
+# the workers costs about a second, a document about 7 ms).
 PARALLEL_FROM = 200
 _CHUNK = 50
 _IN_FLIGHT_PER_WORKER = 4
