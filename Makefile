@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/tally demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 validate: $(STAMP)
 	$(BIN)/tally validate

@@ -37,6 +37,9 @@ from dagster_project.invoicing.credits import DRAW_SCHEMA
 from dagster_project.money import WORK
 from tests.conftest import ROOT, run_tally
 
+# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("notes")
+
 FIXTURE = ROOT / "tests" / "fixtures" / "corrections"
 
 
