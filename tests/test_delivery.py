@@ -38,6 +38,7 @@ from tests.conftest import CASES, TALLY, run_tally
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("delivery")
 
+
 SECRET = "whsec-test-3f9a"
 LOG_COLUMNS = ("invoice_id", "invoice_number", "channel", "idempotency_key", "attempt", "status", "recipient",
                "response", "error", "run_id", "started_at", "finished_at")

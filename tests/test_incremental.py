@@ -17,6 +17,7 @@ from tests.conftest import ROOT, run_tally
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("incremental")
 
+
 RUNS = ["2026-09-03", "2026-09-20", "2026-10-05", "2026-10-25", "2026-11-10"]
 LATE_ACCOUNT = "acct_hooli_pay"  # missing from the reference data until the third run
 MARTS = {

@@ -40,6 +40,7 @@ from tests.conftest import ROOT, run_tally
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("notes")
 
+
 FIXTURE = ROOT / "tests" / "fixtures" / "corrections"
 
 
