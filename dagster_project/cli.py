@@ -443,7 +443,10 @@ def _print_failures(result, closing: str = "run failed: nothing was committed or
             if not evaluation.passed:
                 details = "; ".join(f"{key}: {value.value}" for key, value in evaluation.metadata.items())
                 _error(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed ({details})")
-    _error(closing)
+    published = any(event.event_type == dg.DagsterEventType.STEP_SUCCESS and event.step_key == "published_invoices"
+                    for event in result.all_events)
+    _error("run failed after its invoices were committed and published (they stand); fix what is named above "
+           "and run again to finish the rest" if published else closing)
 
 
 def _deliver(paths: dict[str, Path], retry_exhausted: bool) -> int:
