@@ -137,7 +137,7 @@ def _month(text: str) -> str:
 
 
 def _utc_timestamp(text: str) -> datetime:
-    """ISO 8601; an offset is converted to UTC, none means UTC (SPEC 3.2). Returned naive, in UTC."""
+    """ISO 8601; an offset is converted to UTC, none means UTC (README). Returned naive, in UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 

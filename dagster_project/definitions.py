@@ -6,7 +6,7 @@ import warnings
 
 import dagster as dg
 
-# SPEC 6 defaults, relative to the working directory; the CLI sets absolute paths from its flags.
+# The documented defaults, relative to the working directory; the CLI sets absolute paths from its flags.
 DEFAULT_PATHS = {
     "TALLY_CONFIG_DIR": "pricing_config",
     "TALLY_DATA_DIR": "seeds",

@@ -1,4 +1,4 @@
-"""Entitlement checks at a moment (SPEC 4.8), read from the published warehouse: fast, read-only,
+"""Entitlement checks at a moment (README), read from the published warehouse: fast, read-only,
 and never in a run's way.
 
 An unmetered feature is allowed while the plan that grants it is assigned. A metered one is

@@ -1,4 +1,4 @@
-"""Credits and wallets (SPEC 4.7, 4.9): draw order, windows, scoping, and conservation of money."""
+"""Credits and wallets (README): draw order, windows, scoping, and conservation of money."""
 from __future__ import annotations
 
 from datetime import date, timedelta

@@ -1,4 +1,4 @@
-"""Invoice documents: the SPEC's JSON shape, what they show (presentation.py) and their HTML, which
+"""Invoice documents: the contract's JSON shape, what they show (presentation.py) and their HTML, which
 renders whatever optional fields are absent; the settings documents read (locale, payment terms)."""
 from __future__ import annotations
 

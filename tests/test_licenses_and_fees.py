@@ -1,4 +1,4 @@
-"""Licenses (SPEC 4.3) and fixed fees (SPEC 4.4): day proration on month ends and leap years."""
+"""Licenses (README) and fixed fees (README): day proration on month ends and leap years."""
 from __future__ import annotations
 
 from datetime import date

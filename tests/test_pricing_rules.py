@@ -1,4 +1,4 @@
-"""Pricing rules and commitments (SPEC 4.5, 4.6): compiled JsonLogic, applied in order, logged.
+"""Pricing rules and commitments (README): compiled JsonLogic, applied in order, logged.
 
 The compiler is checked differentially against an independent JsonLogic interpreter
 (panzi-json-logic) on generated rules and data.

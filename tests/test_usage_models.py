@@ -1,4 +1,4 @@
-"""The five usage models (SPEC 4.2) at their edges: zero, exactly on a tier boundary, one past it."""
+"""The five usage models (README) at their edges: zero, exactly on a tier boundary, one past it."""
 from __future__ import annotations
 
 from decimal import Decimal

@@ -13,7 +13,7 @@ from dagster_project.limits import METER_DECIMAL, decimal_problem
 OPERATORS = ("eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "not_exists")
 _LIST_OPERATORS = ("in", "not_in")
 _VALUELESS_OPERATORS = ("exists", "not_exists")
-# On a missing dimension or attribute a condition is false, except these (SPEC 2.2).
+# On a missing dimension or attribute a condition is false, except these (README).
 _TRUE_WHEN_MISSING = ("neq", "not_in", "not_exists")
 _SQL_COMPARISON = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -168,7 +168,7 @@ def meter_value_sql(aggregation: str, attribute: str | None, unique_by: str | No
     return attribute_sql(attribute), "cast(null as varchar)"
 
 
-# What a meter's quantity is, over its events' values (SPEC 2.2), defined once: dbt aggregates a
+# What a meter's quantity is, over its events' values (README), defined once: dbt aggregates a
 # cycle (int_meter_usage) and a day (fct_usage_daily) with it, the entitlement crossings run it as
 # a window ({window}: " over <window>"), and `tally entitlements` counts up to a moment with it.
 QUANTITY_SQL = {

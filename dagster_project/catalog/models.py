@@ -1,4 +1,4 @@
-"""Pydantic models of pricing_config/ (SPEC section 2): the shape of each file.
+"""Pydantic models of pricing_config/ (see the README): the shape of each file.
 
 Shape and types live here; rules that span fields or files (tiers increasing, references that
 must exist, types that must match) live in `validation.py`, so every message can name the exact

@@ -1,4 +1,4 @@
-"""Validation of JsonLogic pricing rules (SPEC 4.6): a rule that cannot be compiled, reads an
+"""Validation of JsonLogic pricing rules (README): a rule that cannot be compiled, reads an
 unknown variable or does not compute a number is a configuration error naming the rule.
 
 The language is defined once, by the compiler in jsonlogic.py; validation compiles each rule.
@@ -12,7 +12,7 @@ LINE_FIELDS = ("quantity", "amount")
 
 
 def variable_problem(name: str, plan, items: dict | None, meters_of_plan: list[str] | None) -> str | None:
-    """Why a `var` name is not one of SPEC 4.6's variables for this plan, or None if it is."""
+    """Why a `var` name is not one of the README's variables for this plan, or None if it is."""
     parts = name.split(".")
     head = parts[0]
     if head == "usage" and len(parts) in (2, 3):

@@ -79,7 +79,7 @@ class InvoicesDirectoryResource(dg.ConfigurableResource):
 
 
 class BillingClock(dg.ConfigurableResource):
-    """The run's date (SPEC 5: a run --as-of D happens at 00:00 UTC of day D); empty means today."""
+    """The run's date (a run --as-of D happens at 00:00 UTC of day D); empty means today."""
 
     as_of: str = ""
 

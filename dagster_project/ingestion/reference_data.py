@@ -1,4 +1,4 @@
-"""Reference CSVs (SPEC 3.1): checked row by row, then written to raw.<table> as text.
+"""Reference CSVs (README): checked row by row, then written to raw.<table> as text.
 
 A bad row must never stop anyone else's billing. A problem in a row that belongs to an account
 (its accounts.csv row, its customer, its assignments, licenses, credit grants or top-ups) *holds*

@@ -1,4 +1,4 @@
-"""Pricing rules and minimum commitments (SPEC 4.5 steps 2 and 3) over every cycle invoice at once.
+"""Pricing rules and minimum commitments (steps 2 and 3 of an invoice) over every cycle invoice at once.
 
 Rules run per plan, in `order`; each sees the results of earlier rules (line amounts and the
 subtotal so far). A rule's variables are columns of one wide frame per plan, one row per invoice,

@@ -1,4 +1,4 @@
-"""Invoice assembly (SPEC 4.5): lines -> subtotal -> credits -> custom charges -> total -> wallet.
+"""Invoice assembly (README): lines -> subtotal -> credits -> custom charges -> total -> wallet.
 
 Pure functions over Polars frames: every invoice of a billing run is assembled at once.
 """
@@ -14,7 +14,7 @@ from dagster_project.invoicing.adjustments import adjust
 from dagster_project.invoicing.credits import draw_credits, draw_wallet
 from dagster_project.money import WORK, round_money, zero
 
-# Invoice sections in SPEC 4.5 order; a line's number follows (section, position in its section).
+# Invoice sections in the order of the README's Concepts; a line's number follows (section, position in its section).
 SECTIONS = {"usage": 0, "named_license": 0, "license": 1, "fixed_fee": 2, "pricing_rule": 3,
             "commitment_true_up": 4}
 
@@ -49,7 +49,7 @@ def number_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
 
 def assemble(invoices: pl.DataFrame, lines: pl.DataFrame, usage: pl.DataFrame, accounts: pl.DataFrame,
              ledgers: Ledgers, catalog: Catalog) -> AssembledInvoices:
-    """Every total of every invoice, in SPEC 4.5's order.
+    """Every total of every invoice, in the README's order.
 
     invoices: the invoices due (invoice_id, account_id, kind, price_plan, issue_date, period dates,
     currency_digits, tax_rate, ...); lines: their rated rate-card lines; usage: invoice_id,

@@ -1,4 +1,4 @@
-"""Credits and wallets (SPEC 4.7, 4.9): drawn invoice by invoice in issue order, every account at once.
+"""Credits and wallets (README): drawn invoice by invoice in issue order, every account at once.
 
 Drawing is sequential within an account (a grant's balance after one invoice is what the next
 can use), so the loops run over the k-th invoice of every account and, within it, the j-th grant
@@ -27,7 +27,7 @@ class CreditDraws:
 
 def in_issue_order(invoices: pl.DataFrame) -> pl.DataFrame:
     """Invoices with `_rank`, their place among their account's invoices: issue date, then kind
-    (opening first), then invoice id (SPEC 4.7)."""
+    (opening first), then invoice id (README)."""
     return (invoices.with_columns(pl.col("kind").replace_strict(KIND_ORDER, return_dtype=pl.Int8).alias("_kind"))
             .sort("account_id", "issue_date", "_kind", "invoice_id")
             .with_columns(pl.int_range(pl.len()).over("account_id").alias("_rank"))

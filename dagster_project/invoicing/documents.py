@@ -1,4 +1,4 @@
-"""Invoice documents: the JSON of SPEC 5 and its HTML rendering (jinja2, overridable).
+"""Invoice documents: the invoice JSON and its HTML rendering (jinja2, overridable).
 
 Documents are rendered once per invoice state and stored with the invoice; a final invoice's
 stored bytes are what every later run publishes, so a rerun reproduces it byte for byte. The
@@ -29,7 +29,7 @@ _DETAIL_DECIMALS = frozenset(name for name, dtype in DETAIL_FIELDS.items() if dt
 
 def invoice_document(header: dict, lines: list[dict], charges: list[dict], issuer: Issuer, customer: dict,
                      credit_draws: list[dict] = (), *, payment_terms_days: int, units: dict[str, str]) -> dict:
-    """The invoice as SPEC 5's JSON object (key order as in the SPEC), plus `credits`: what each
+    """The invoice as the README's JSON object (key order as in the README), plus `credits`: what each
     grant paid, in the order drawn; `due_date` and `payment_terms_days` (a draft's are those it would
     get); and each line's `unit`, its billable item's in `units` (meters measuring an attribute
     with a unit), else null."""

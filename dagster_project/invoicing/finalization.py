@@ -1,4 +1,4 @@
-"""Draft or final (SPEC 5), and gapless invoice numbers for the invoices that become final.
+"""Draft or final (README), and gapless invoice numbers for the invoices that become final.
 
 An invoice is final once the run's date reaches its issue date (cycle end + grace period; the
 assignment start for an opening invoice). Numbers continue each numbering period's sequence from

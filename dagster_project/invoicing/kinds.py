@@ -1,5 +1,5 @@
 """Document kinds and their order: an opening invoice is numbered, and draws credits and wallet,
-before the cycle invoice issued the same day (SPEC 4.7, 5). Credit and debit notes correct a
+before the cycle invoice issued the same day (README). Credit and debit notes correct a
 final invoice (corrections.py); each kind of note is numbered in a series of its own."""
 
 KIND_ORDER = {"opening": 0, "cycle": 1, "credit_note": 2, "debit_note": 3}

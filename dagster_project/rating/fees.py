@@ -1,4 +1,4 @@
-"""Fixed fee lines (SPEC 4.4): recurring or one-time, in arrears or in advance, prorated or not.
+"""Fixed fee lines (README): recurring or one-time, in arrears or in advance, prorated or not.
 
 A cycle invoice carries the in-arrears fees of its own cycle and the in-advance fees of the next
 cycle of the same assignment; an opening invoice carries the in-advance fees of cycle 0.

@@ -1,4 +1,4 @@
-"""License lines (SPEC 4.3): seats held day by day, prorated daily or billed at their peak."""
+"""License lines (README): seats held day by day, prorated daily or billed at their peak."""
 from __future__ import annotations
 
 import polars as pl

@@ -79,6 +79,6 @@ def fee_cards(catalog: Catalog) -> pl.LazyFrame:
 
 
 def plans_with_fees_in_advance(catalog: Catalog) -> list[str]:
-    """Plans whose first cycle has an opening invoice (SPEC 4.4)."""
+    """Plans whose first cycle has an opening invoice (README)."""
     return [plan.name for plan in catalog.price_plans.values()
             if any(card.timing == "in_advance" for card in plan.rate_cards.fixed_fees)]

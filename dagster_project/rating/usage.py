@@ -1,4 +1,4 @@
-"""Usage lines (SPEC 4.2): the five usage models, each one function over every line at once.
+"""Usage lines (README): the five usage models, each one function over every line at once.
 
 Each model returns (line key, unrounded amount, details) where details is the list of breakdown
 rows that produced the amount (tier by tier, the package arithmetic, the percentage and the

@@ -1,4 +1,4 @@
-{#- The run's date: cycles whose end is on or before it are closed (SPEC 5). -#}
+{#- The run's date: cycles whose end is on or before it are closed (README). -#}
 {% macro as_of_date() -%}
     {%- if var('as_of', '') -%}
         cast('{{ var("as_of") }}' as date)

@@ -1,5 +1,5 @@
 {{ config(meta={'dagster': {'ref': {'name': 'int_events'}}}) }}
--- Nothing is lost (SPEC 3.2): one row per loaded line, no more, no fewer, each with one status.
+-- Nothing is lost (README): one row per loaded line, no more, no fewer, each with one status.
 -- Counting is cheap at any volume; uniqueness is checked on the lines metered in this run (the
 -- incremental model replaces rows by event_row_id, so earlier ones cannot repeat).
 with loaded as (

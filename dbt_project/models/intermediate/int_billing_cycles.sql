@@ -1,4 +1,4 @@
--- Billing cycles [start, end) in whole UTC days, from each plan assignment (SPEC 4.1).
+-- Billing cycles [start, end) in whole UTC days, from each plan assignment (README).
 -- Cycle k's boundaries are computed from the grid origin (never from the previous boundary), so
 -- adding months keeps the anchor day, clamped to the month's end: Jan 31 -> Feb 28 -> Mar 31.
 -- `assignment` anchors the grid on the start date; `calendar` on the start of the calendar unit

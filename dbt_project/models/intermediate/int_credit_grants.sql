@@ -1,6 +1,6 @@
 -- Every credit grant: the rows of credit_grants.csv, and one grant per cycle for each plan credit
 -- (granted on the cycle's start; with `expires: end_of_cycle`, expiring at its end). A grant pays
--- for invoices whose period_end lies in (granted_date, expiry_date] (SPEC 4.7).
+-- for invoices whose period_end lies in (granted_date, expiry_date] (README).
 with csv_grants as (
 
     select * from {{ ref('stg_raw__credit_grants') }}

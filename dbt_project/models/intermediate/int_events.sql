@@ -1,5 +1,5 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_row_id') }}
--- One row and one status per loaded event line (SPEC 3.2), with the cycle it belongs to and the
+-- One row and one status per loaded event line (README), with the cycle it belongs to and the
 -- value it gives each meter of its plan that counts it. Built incrementally: a run computes only
 -- the events of the batches loaded since the last checkpoint and every event of the accounts
 -- whose assignments or plans changed (int_metering_scope, int_touched_accounts); a full refresh

@@ -1,4 +1,4 @@
--- Licenses held (SPEC 4.3): each license_updates row holds from its effective date until the
+-- Licenses held (README): each license_updates row holds from its effective date until the
 -- account's next update of the same item; clipped to every cycle, as intervals of whole days.
 -- Before the first update the quantity is 0, so those days have no interval.
 with updates as (

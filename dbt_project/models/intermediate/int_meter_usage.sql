@@ -7,7 +7,7 @@
 ) }}
 -- depends_on: {{ ref('int_touched_accounts') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct
--- count, or latest value, SPEC 2.2) and event_count, over the cycle's metered events.
+-- count, or latest value; see the README) and event_count, over the cycle's metered events.
 -- Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles from all of their
 -- events (never by merging partial results: a distinct count or a latest value cannot be
 -- merged) and keeps the others.

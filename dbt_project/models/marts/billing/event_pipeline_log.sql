@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- Exactly one row, and one status, for every event line ever loaded (SPEC 3.2), with the meters
+-- Exactly one row, and one status, for every event line ever loaded (README), with the meters
 -- that counted it and the invoice it went to (the cycle's current one: once voided, the invoice
 -- issued in its place), and for a late event the document that billed it, if any: the audit
 -- trail from invoice lines to events. A view over int_events (incremental) and the invoices, so

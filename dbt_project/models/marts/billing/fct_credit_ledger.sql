@@ -1,4 +1,4 @@
--- Every grant, draw and expiry of credits, with each grant's running balance (SPEC 4.7).
+-- Every grant, draw and expiry of credits, with each grant's running balance (README).
 -- Draws of draft invoices are what would be drawn (invoice_status = 'draft'); draws of final
 -- invoices are permanent. A draw counts at its invoice's period end (the service it pays for,
 -- always inside the grant's window) and is dated by its issue date; an expiry removes what is

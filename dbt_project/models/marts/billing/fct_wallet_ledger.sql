@@ -1,4 +1,4 @@
--- Wallet top-ups and the draws of final invoices, with each account's running balance (SPEC 4.9).
+-- Wallet top-ups and the draws of final invoices, with each account's running balance (README).
 -- Drafts show the wallet amount that would apply but draw nothing, so they are not here. A void's
 -- credit note returns what the voided invoice drew (a restore, before that day's draws).
 with topups as (

@@ -1,4 +1,4 @@
--- Every evaluation of every pricing rule on every invoice (SPEC 4.6): whether its condition held,
+-- Every evaluation of every pricing rule on every invoice (README): whether its condition held,
 -- the values of the variables it read, what it computed, and the amounts before and after.
 with evaluations as (
 

@@ -1,4 +1,4 @@
--- Account x feature x cycle for every entitlement of the cycle's plan (SPEC 4.8). Unmetered
+-- Account x feature x cycle for every entitlement of the cycle's plan (README). Unmetered
 -- features are flags (no limit, no usage). Metered ones: the meter's quantity against the limit,
 -- and exceeded_at, the timestamp of the event that took usage past the limit.
 with cycles as (
