@@ -9,15 +9,13 @@ finals_unchanged (invoices final before the run keep their bytes).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import yaml
 
-from tests.conftest import run_tally
+from tests.conftest import digests, query, run_tally
 
 
 def run_case(case: Path, workdir: Path) -> list[str]:
@@ -44,15 +42,15 @@ def run_case(case: Path, workdir: Path) -> list[str]:
         proc = _tally_run(workdir, str(run["as_of"]))
         found = _compare(expect, proc, workdir)
         if not found and expect.get("finals_unchanged"):
-            now = _digests(workdir / "invoices")
+            now = digests(workdir / "invoices")
             found += [f"final invoice {name} changed" for name, digest in finals_before.items()
                       if now.get(name) != digest]
         if not found and expect.get("rerun_identical"):
-            before = _digests(workdir / "invoices")
+            before = digests(workdir / "invoices")
             again = _tally_run(workdir, str(run["as_of"]))
             if again.returncode != 0:
                 found.append(f"the rerun exited {again.returncode}: {(again.stdout + again.stderr)[-600:]}")
-            elif _digests(workdir / "invoices") != before:
+            elif digests(workdir / "invoices") != before:
                 found.append("the rerun changed published invoices")
         differences += [f"{label}: {difference}" for difference in found]
     return differences
@@ -74,12 +72,12 @@ def _compare(expect: dict, proc, workdir: Path) -> list[str]:
         found += [f"two invoice files for {key}" for key in twice]
         found += _compare_invoices(expect["invoices"], published, expect.get("exact_invoice_set", True))
     if "event_status" in expect:
-        counts = dict(_query(workdir, "select status, count(*) from marts.event_pipeline_log group by 1"))
+        counts = dict(query(workdir, "select status, count(*) from marts.event_pipeline_log group by 1"))
         wanted = {status: int(count) for status, count in expect["event_status"].items() if int(count)}
         if {status: count for status, count in counts.items() if count} != wanted:
             found.append(f"event statuses {counts}, expected {wanted}")
     for check in expect.get("sql", []):
-        rows = [[str(value) for value in row] for row in _query(workdir, check["query"])]
+        rows = [[str(value) for value in row] for row in query(workdir, check["query"])]
         wanted = [[str(value) for value in row] for row in check["rows"]]
         if rows != wanted:
             found.append(f"{check['query']!r} gave {rows}, expected {wanted}")
@@ -149,28 +147,16 @@ def _published(directory: Path) -> tuple[dict[tuple, dict], list[tuple]]:
     return documents, twice
 
 
-def _digests(directory: Path) -> dict[str, str]:
-    if not directory.exists():
-        return {}
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def _final_documents(directory: Path) -> dict[str, str]:
-    digests = _digests(directory)
+    files = digests(directory)
     finals = {}
-    for name in digests:
+    for name in files:
         if name.endswith(".json") and json.loads((directory / name).read_text()).get("status") == "final":
             for suffix in (".json", ".html"):
                 sibling = name[:-len(".json")] + suffix
-                if sibling in digests:
-                    finals[sibling] = digests[sibling]
+                if sibling in files:
+                    finals[sibling] = files[sibling]
     return finals
 
-
-def _query(workdir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()

@@ -1,6 +1,7 @@
 """Shared fixtures: paths to the project, its behaviour cases (tests/cases) and the real `tally`."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +60,25 @@ def recorded_runs(home: Path) -> list:
             del os.environ["DAGSTER_HOME"]
         else:
             os.environ["DAGSTER_HOME"] = previous
+
+
+def digests(directory: Path) -> dict[str, str]:
+    """Every file under a directory (relative path -> sha256): what "byte-identical" compares."""
+    if not directory.exists():
+        return {}
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def query_file(warehouse: Path, sql: str) -> list[tuple]:
+    """Rows of a query on a DuckDB file, opened read-only and closed again (runs need the file)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def query(workdir: Path, sql: str) -> list[tuple]:
+    """Rows of a query on the warehouse of a case workdir (see tally_run)."""
+    return query_file(workdir / "warehouse.duckdb", sql)

@@ -33,7 +33,7 @@ from dagster_project.catalog import ConfigError, load_catalog
 from dagster_project.delivery import deliver, undelivered, worklist
 from dagster_project.delivery.channels import idempotency_key, signature
 from dagster_project.invoicing.publishing import document_path
-from tests.conftest import CASES, TALLY, run_tally
+from tests.conftest import CASES, TALLY, query_file, run_tally
 
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("delivery")
@@ -143,12 +143,6 @@ def statuses(rows, invoice_id, channel) -> list[tuple[int, str]]:
     return [(r["attempt"], r["status"]) for r in rows if r["invoice_id"] == invoice_id and r["channel"] == channel]
 
 
-def query(path, sql):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def tally_deliver(workdir, *flags):
@@ -213,7 +207,7 @@ def stages(tmp_path_factory):
 
 
 def finals(workdir, month):
-    return query(workdir / "warehouse.duckdb", "select invoice_id, invoice_number, status from billing.invoices "
+    return query_file(workdir / "warehouse.duckdb", "select invoice_id, invoice_number, status from billing.invoices "
                                                f"where billing_month = '{month}' order by invoice_id")
 
 
@@ -353,7 +347,7 @@ def test_the_delivery_log_mart_is_published_with_every_action(stages):
     workdir = stages["workdir"]
     rows = stages["resumed"]["rows"]
     published = workdir / "warehouse.published.duckdb"
-    log = query(published, "select invoice_id, channel, attempt, status, kind, account_id, is_latest "
+    log = query_file(published, "select invoice_id, channel, attempt, status, kind, account_id, is_latest "
                            "from marts.delivery_log order by invoice_id, channel, attempt, status <> 'sending'")
     assert [(r[0], r[1], r[2], r[3]) for r in log] == [(r["invoice_id"], r["channel"], r["attempt"], r["status"])
                                                        for r in rows]

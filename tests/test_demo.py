@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import duckdb
 import pytest
 
-from tests.conftest import ROOT, run_tally
+from tests.conftest import ROOT, query_file, run_tally
 
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("demo")
@@ -24,11 +23,7 @@ def demo(tmp_path_factory):
 
 
 def query(workdir, sql):
-    con = duckdb.connect(str(workdir / "warehouse" / "tally.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query_file(workdir / "warehouse" / "tally.duckdb", sql)
 
 
 def document(workdir, invoice_id):

@@ -3,7 +3,6 @@ was, and the next run ends exactly where an uninterrupted run would have; reader
 warehouse keep reading through a run."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -12,12 +11,7 @@ import time
 
 import duckdb
 
-from tests.conftest import CASES, TALLY
-
-
-def digests(directory):
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+from tests.conftest import CASES, TALLY, digests
 
 
 def command(workdir, as_of):

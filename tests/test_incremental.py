@@ -4,7 +4,6 @@ the invoice files that rebuilding everything from raw events gives; a backfill o
 changes nothing final."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 
@@ -12,7 +11,7 @@ import duckdb
 import pytest
 
 from dagster_project.demo import ensure_demo_data
-from tests.conftest import ROOT, run_tally
+from tests.conftest import ROOT, digests, run_tally
 
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("incremental")
@@ -34,9 +33,6 @@ MARTS = {
 }
 
 
-def digests(directory):
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def snapshot(warehouse):

@@ -11,7 +11,6 @@ then acct_a +3 units more.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import shutil
@@ -35,7 +34,7 @@ from dagster_project.invoicing.corrections import (
 )
 from dagster_project.invoicing.credits import DRAW_SCHEMA
 from dagster_project.money import WORK
-from tests.conftest import ROOT, run_tally
+from tests.conftest import ROOT, digests, query, run_tally
 
 # its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("notes")
@@ -71,17 +70,8 @@ def _run(workdir: Path, as_of: str, events: str | None = None, *options: str):
     return proc
 
 
-def _digests(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def _query(workdir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _document(workdir: Path, name: str) -> dict:
@@ -103,11 +93,11 @@ def adjusted(tmp_path_factory):
     November final; the same inputs again (a full refresh, so that everything is recomputed)."""
     workdir = _workdir(tmp_path_factory.mktemp("adjust"), "adjust")
     _run(workdir, "2026-11-10", "1_october.jsonl")
-    first_finals = _digests(workdir / "invoices")
+    first_finals = digests(workdir / "invoices")
     _run(workdir, "2026-12-01", "2_late.jsonl")
     _run(workdir, "2026-12-05", "3_later.jsonl")
-    published = _digests(workdir / "invoices")
-    notes_before = _query(workdir, "select count(*) from billing.invoices")
+    published = digests(workdir / "invoices")
+    notes_before = query(workdir, "select count(*) from billing.invoices")
     rerun = _run(workdir, "2026-12-05", None, "--full-refresh")
     return {"dir": workdir, "first_finals": first_finals, "published": published, "rerun": rerun,
             "rows_before_rerun": notes_before}
@@ -144,7 +134,7 @@ def test_late_events_that_lower_an_amount_give_a_credit_note_with_positive_amoun
 
 
 def test_notes_are_numbered_gaplessly_in_their_own_series_and_invoices_keep_theirs(adjusted):
-    numbers = _query(adjusted["dir"], "select kind, invoice_number from marts.fct_invoices where status = 'final' "
+    numbers = query(adjusted["dir"], "select kind, invoice_number from marts.fct_invoices where status = 'final' "
                                       "order by invoice_number")
     assert numbers == [("credit_note", "CN-2026-000001"), ("debit_note", "DN-2026-000001"),
                        ("debit_note", "DN-2026-000002"), ("cycle", "INV-2026-000001"), ("cycle", "INV-2026-000002"),
@@ -159,23 +149,23 @@ def test_the_original_invoices_never_change(adjusted):
 
 
 def test_late_events_point_to_the_note_that_billed_them(adjusted):
-    log = _query(adjusted["dir"], "select event_id, status, invoice_number, adjusted_by_invoice_number "
+    log = query(adjusted["dir"], "select event_id, status, invoice_number, adjusted_by_invoice_number "
                                   "from marts.event_pipeline_log where account_id = 'acct_a' order by event_id")
     assert log == [("a1", "metered", "INV-2026-000001", None), ("a2", "metered", "INV-2026-000001", None),
                    ("a3", "metered", "INV-2026-000001", None), ("a4", "late", None, "DN-2026-000001"),
                    ("a5", "metered", "INV-2026-000003", None), ("a6", "late", None, "DN-2026-000002")]
-    assert _query(adjusted["dir"], "select adjusted_by_invoice_number from marts.event_pipeline_log "
+    assert query(adjusted["dir"], "select adjusted_by_invoice_number from marts.event_pipeline_log "
                                    "where event_id = 'b3'") == [("CN-2026-000001",)]
 
 
 def test_revenue_marts_are_net_of_notes(adjusted):
-    monthly = _query(adjusted["dir"], "select strftime(revenue_month, '%Y-%m'), invoice_count, credit_note_count, "
+    monthly = query(adjusted["dir"], "select strftime(revenue_month, '%Y-%m'), invoice_count, credit_note_count, "
                                       "debit_note_count, subtotal_amount, total_amount from marts.fct_revenue_monthly "
                                       "order by 1")
     # December: the November invoices (4.00 + 0), DN 7.00 + 3.00, CN -15.00
     assert [tuple(str(v) for v in row) for row in monthly] == [
         ("2026-11", "2", "0", "0", "115.0000", "126.0000"), ("2026-12", "2", "1", "2", "-1.0000", "-1.2000")]
-    by_item = _query(adjusted["dir"], "select customer_id, billable_item, quantity, amount "
+    by_item = query(adjusted["dir"], "select customer_id, billable_item, quantity, amount "
                                       "from marts.fct_revenue_by_customer_item "
                                       "where revenue_month = date '2026-12-01' and amount <> 0 order by 1, 2")
     assert [tuple(str(v) for v in row) for row in by_item] == [
@@ -190,8 +180,8 @@ def test_revenue_marts_are_net_of_notes(adjusted):
 
 def test_a_rerun_with_the_same_inputs_issues_nothing_and_rewrites_no_byte(adjusted):
     assert "0 newly final" in adjusted["rerun"].stdout and "note(s) issued" not in adjusted["rerun"].stdout
-    assert _query(adjusted["dir"], "select count(*) from billing.invoices") == adjusted["rows_before_rerun"]
-    assert _digests(adjusted["dir"] / "invoices") == adjusted["published"]
+    assert query(adjusted["dir"], "select count(*) from billing.invoices") == adjusted["rows_before_rerun"]
+    assert digests(adjusted["dir"] / "invoices") == adjusted["published"]
 
 
 def _export(workdir: Path, *args: str):
@@ -235,12 +225,12 @@ def voided(tmp_path_factory):
     `tally void` of acct_a's October invoice on the day of the second run."""
     workdir = _workdir(tmp_path_factory.mktemp("void"), None)
     _run(workdir, "2026-11-10", "1_october.jsonl")
-    first_finals = _digests(workdir / "invoices")
+    first_finals = digests(workdir / "invoices")
     _run(workdir, "2026-12-01", "2_late.jsonl")
-    ignored = {"files": _digests(workdir / "invoices"),
-               "kinds": _query(workdir, "select kind, status, count(*) from marts.fct_invoices "
+    ignored = {"files": digests(workdir / "invoices"),
+               "kinds": query(workdir, "select kind, status, count(*) from marts.fct_invoices "
                                         "group by all order by all"),
-               "log": _query(workdir, "select event_id, status, reason, adjusted_by_invoice_id "
+               "log": query(workdir, "select event_id, status, reason, adjusted_by_invoice_id "
                                       "from marts.event_pipeline_log where status = 'late' order by event_id")}
     void = _tally(workdir, "void", "INV-2026-000001", "--reason", "wrong storage reading", *_flags(workdir),
                   "--as-of", "2026-12-01")
@@ -279,13 +269,13 @@ def test_void_issues_a_full_credit_note_and_a_fresh_invoice_on_current_data(void
     assert _lines(fresh) == [("compute", "37", "37.00"), ("storage", "100", "50.00")]
     assert _totals(fresh) == ("87.00", "10.00", ["15.40"], "92.40", "20.00", "72.40")
     for name, digest in voided["first_finals"].items():
-        assert _digests(workdir / "invoices")[name] == digest
-    assert _query(workdir, "select voided_by_invoice_number from marts.fct_invoices "
+        assert digests(workdir / "invoices")[name] == digest
+    assert query(workdir, "select voided_by_invoice_number from marts.fct_invoices "
                            "where invoice_number = 'INV-2026-000001'") == [("CN-2026-000001",)]
 
 
 def test_void_restores_the_credits_and_wallet_money_the_voided_invoice_drew(voided):
-    credits = _query(voided["dir"], "select entry_type, invoice_id, amount, balance_amount "
+    credits = query(voided["dir"], "select entry_type, invoice_id, amount, balance_amount "
                                     "from marts.fct_credit_ledger where grant_id = 'g_a' "
                                     "order by effective_date, entry_date, entry_type desc")
     assert credits == [
@@ -293,7 +283,7 @@ def test_void_restores_the_credits_and_wallet_money_the_voided_invoice_drew(void
         ("draw", "acct_a/2026-10-01_cycle", Decimal(-10), Decimal(0)),
         ("restore", "acct_a/2026-10-01_credit_note_CN-2026-000001", Decimal(10), Decimal(10)),
         ("draw", "acct_a/2026-10-01_cycle_replaces_INV-2026-000001", Decimal(-10), Decimal(0))]
-    wallet = _query(voided["dir"], "select entry_type, source_id, amount, balance_amount from marts.fct_wallet_ledger "
+    wallet = query(voided["dir"], "select entry_type, source_id, amount, balance_amount from marts.fct_wallet_ledger "
                                    "where account_id = 'acct_a' order by entry_date, amount desc")
     assert wallet == [
         ("topup", "t_a", Decimal(20), Decimal(20)), ("draw", "acct_a/2026-10-01_cycle", Decimal(-20), Decimal(0)),
@@ -302,7 +292,7 @@ def test_void_restores_the_credits_and_wallet_money_the_voided_invoice_drew(void
 
 
 def test_after_a_void_events_point_to_the_fresh_invoice(voided):
-    log = _query(voided["dir"], "select event_id, status, invoice_number, adjusted_by_invoice_number "
+    log = query(voided["dir"], "select event_id, status, invoice_number, adjusted_by_invoice_number "
                                 "from marts.event_pipeline_log where account_id = 'acct_a' and event_id <> 'a5' "
                                 "order by event_id")
     assert log == [("a1", "metered", "INV-2026-000003", None), ("a2", "metered", "INV-2026-000003", None),
@@ -317,15 +307,15 @@ def test_after_a_void_events_point_to_the_fresh_invoice(voided):
 ])
 def test_void_refuses_what_cannot_be_voided_and_changes_nothing(voided, reference, message):
     workdir = voided["dir"]
-    before = (_digests(workdir / "invoices"), _digests(workdir / "data"),
-              _query(workdir, "select count(*) from billing.invoices"),
-              _query(workdir, "select count(*) from billing.void_requests"))
+    before = (digests(workdir / "invoices"), digests(workdir / "data"),
+              query(workdir, "select count(*) from billing.invoices"),
+              query(workdir, "select count(*) from billing.void_requests"))
     proc = _tally(workdir, "void", reference, "--reason", "again", *_flags(workdir), "--as-of", "2026-12-02")
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith(f"tally: {message}") and len(proc.stderr.strip().splitlines()) == 1
-    assert (_digests(workdir / "invoices"), _digests(workdir / "data"),
-            _query(workdir, "select count(*) from billing.invoices"),
-            _query(workdir, "select count(*) from billing.void_requests")) == before
+    assert (digests(workdir / "invoices"), digests(workdir / "data"),
+            query(workdir, "select count(*) from billing.invoices"),
+            query(workdir, "select count(*) from billing.void_requests")) == before
 
 
 # --- the arithmetic of notes, on frames --------------------------------------------------------------

@@ -1,26 +1,10 @@
 """End to end through `tally run`: the real Dagster job, dbt project and DuckDB file on disk."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 
-import duckdb
-
-from tests.conftest import recorded_runs, tally_run
-
-
-def digests(directory):
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def query(workdir, sql):
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from tests.conftest import digests, query, recorded_runs, tally_run
 
 
 def test_a_rerun_gives_byte_identical_invoices_and_one_with_nothing_new_stops_at_once(case_copy):

@@ -6,23 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-import duckdb
-
 from dagster_project import run_lock
-from tests.conftest import recorded_runs, run_tally, tally_run
-
-
-def digests(directory):
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def query(workdir, sql):
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from tests.conftest import digests, query, recorded_runs, run_tally, tally_run
 
 
 def payment(event_id, account, amount, day="02"):
