@@ -237,9 +237,9 @@ def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl
     con.execute("commit")
 
 
-def pdf_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date,
-               rendering: str) -> pl.DataFrame:
-    """The documents of the billing months to have PDFs (drafts and committed finals): invoice_id,
+def pdf_stamps(con: duckdb.DuckDBPyConnection, directory: str, rendering: str,
+               invoice_ids: list[str] | None = None) -> pl.DataFrame:
+    """The documents to have PDFs (drafts and committed finals; invoice_ids: only those): invoice_id,
     the digest of what their PDF is rendered from (a final's JSON; a draft's JSON and `rendering`,
     the locale and template: invoicing/pdf.py), and the digest and size of the PDF last rendered
     to `directory` (null when none was). A final whose PDF was rendered as final is not read again:
@@ -250,14 +250,24 @@ def pdf_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last
                    i.status = 'final' and coalesce(r.from_final, false) as settled
             from billing.invoices as i
             left join billing.rendered_pdfs as r on r.directory = ? and r.invoice_id = i.invoice_id
-            where i.billing_month between ? and ? and (i.status = 'draft' or i.is_committed)
+            where (i.status = 'draft' or i.is_committed)
+              and (?::varchar[] is null or i.invoice_id in (select unnest(?::varchar[])))
         )
         select invoice_id,
                case when settled then document_digest
                     else md5(document_json || case when status = 'draft' then ? else '' end) end as digest,
                document_digest as rendered_digest, pdf_bytes
         from stamps
-        order by invoice_id""", [directory, first, last, rendering])
+        order by invoice_id""", [directory, invoice_ids, invoice_ids, rendering])
+
+
+def documents_without_pdf(con: duckdb.DuckDBPyConnection, directory: str) -> int:
+    """How many documents have no PDF in `directory`, or a final's still rendered from its draft."""
+    return scalar(con, """
+        select count(*) from billing.invoices as i
+        left join billing.rendered_pdfs as r on r.directory = ? and r.invoice_id = i.invoice_id
+        where (i.status = 'draft' or i.is_committed)
+          and (r.invoice_id is null or (i.status = 'final' and not r.from_final))""", [directory])
 
 
 def document_jsons(con: duckdb.DuckDBPyConnection, invoice_ids: list[str]):

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "deliver":
         paths = {flag: _resolve(flag, getattr(args, flag, None)) for flag in PATH_FLAGS}
         return _deliver(paths, retry_exhausted=args.retry)
+    if args.command == "pdfs":
+        return _pdfs({flag: _resolve(flag, getattr(args, flag, None)) for flag in PATH_FLAGS})
     return _demo(args.as_of)
 
 
@@ -115,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     deliver.add_argument("--retry", action="store_true",
                          help="also retry the deliveries that failed delivery.max_attempts times, which runs no "
                               "longer retry")
+
+    pdfs = commands.add_parser("pdfs", parents=[common],
+                               help="typeset the PDFs of the published invoices and notes that have none or an "
+                                    "outdated one (the job tally_pdfs; `tally run` does not wait for them)")
+    for flag in DELIVERY_FLAGS:
+        variable, default = PATH_FLAGS[flag]
+        pdfs.add_argument(f"--{flag}", help=f"{variable}, default {default}")
 
     demo = commands.add_parser("demo", parents=[common],
                                help="generate the demo dataset if absent and run the pipeline on it")
@@ -349,6 +358,7 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
         print(f"run {result.run_id} recorded in {instance.root_directory}")
     held_back = _print_summary(paths["warehouse"])
     undelivered = _print_undelivered(paths, catalog)
+    _print_pdfs_due(paths)
     print(f"invoices: {paths['invoices']}")
     print(f"warehouse: {paths['warehouse']}")
     return _outcome(held_back, undelivered)
@@ -506,27 +516,70 @@ def _deliveries_due(paths: dict[str, Path], catalog) -> bool:
 
 def _execute_delivery(paths: dict[str, Path], retry_exhausted: bool, fingerprint: str | None) -> int:
     """The job tally_delivery, in-process; fingerprint: the inputs of the run whose results these are."""
+    from dagster_project.definitions import DELIVERY_JOB
+    from dagster_project.defs.partitions import INPUTS_TAG
+
+    return _execute_job(paths, DELIVERY_JOB,
+                        {"resources": {"delivery_options": {"config": {"retry_exhausted": retry_exhausted}}}},
+                        {INPUTS_TAG: fingerprint} if fingerprint else {},
+                        "delivery failed; billing and the published documents are as they were: fix what is named "
+                        "above and run `tally deliver`")
+
+
+def _execute_job(paths: dict[str, Path], job_name: str, config: dict, tags: dict, failed: str) -> int:
+    """One of the definitions' jobs in-process, recorded in the project's instance; its failures printed."""
     for flag, (variable, _) in PATH_FLAGS.items():
         os.environ[variable] = str(paths[flag])
 
-    from dagster_project.definitions import DELIVERY_JOB, defs
-    from dagster_project.defs.partitions import INPUTS_TAG
+    from dagster_project.definitions import defs
     from dagster_project.defs.progress import PROGRESS_VARIABLE, is_verbose
 
-    config: dict = {"resources": {"delivery_options": {"config": {"retry_exhausted": retry_exhausted}}}}
     if not is_verbose():
-        config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+        config = {**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     os.environ[PROGRESS_VARIABLE] = "bar" if sys.stdout.isatty() else "lines"
     with _instance() as instance:
-        result = defs.resolve_job_def(DELIVERY_JOB).execute_in_process(
-            run_config=config, tags={INPUTS_TAG: fingerprint} if fingerprint else {}, instance=instance,
-            raise_on_error=False)
+        result = defs.resolve_job_def(job_name).execute_in_process(run_config=config, tags=tags, instance=instance,
+                                                                   raise_on_error=False)
         if not result.success:
-            _print_failures(result, "delivery failed; billing and the published documents are as they were: fix "
-                                    "what is named above and run `tally deliver`")
+            _print_failures(result, failed)
             return EXIT_FAILED
         print(f"run {result.run_id} recorded in {instance.root_directory}")
     return EXIT_OK
+
+
+def _pdfs(paths: dict[str, Path]) -> int:
+    """The job tally_pdfs: the PDFs of what the runs published, typeset after them."""
+    from dagster_project import run_lock, warehouse
+
+    try:
+        load_catalog_once(paths["config"])
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_FAILED
+    if not paths["warehouse"].exists():
+        _error(f"no documents to typeset: no warehouse at {paths['warehouse']}; run `tally run` first")
+        return EXIT_FAILED
+    try:
+        run_lock.acquire(paths["warehouse"], "tally pdfs")
+    except run_lock.WarehouseBusy as exc:
+        _error(str(exc))
+        return EXIT_BUSY
+    except OSError as exc:
+        _error(f"cannot use the warehouse {paths['warehouse']}: {exc.strerror or exc}")
+        return EXIT_FAILED
+    try:
+        with warehouse.connect(paths["warehouse"], read_only=True) as con:
+            billed = warehouse.table_exists(con, "billing", "rendered_pdfs")
+        if not billed:
+            _error(f"no documents to typeset: {paths['warehouse']} was not billed by this version; run `tally run`")
+            return EXIT_FAILED
+        print(f"tally pdfs: warehouse {paths['warehouse']}, invoices {paths['invoices']}", flush=True)
+        from dagster_project.definitions import PDF_JOB
+
+        return _execute_job(paths, PDF_JOB, {}, {}, "typesetting failed; the invoices, their JSON and HTML and the "
+                                                    "PDFs written before are as they were: run `tally pdfs` again")
+    finally:
+        run_lock.release(paths["warehouse"])
 
 
 _UNDELIVERED_SHOWN = 20
@@ -558,13 +611,27 @@ def _print_undelivered(paths: dict[str, Path], catalog) -> bool:
     return True
 
 
+def _print_pdfs_due(paths: dict[str, Path]) -> None:
+    from dagster_project import billing_store as store
+    from dagster_project import warehouse
+
+    with warehouse.connect(paths["warehouse"], read_only=True) as con:
+        due = store.documents_without_pdf(con, str(paths["invoices"]))
+    if due:
+        print(f"pdfs: {due:,} document(s) without an up-to-date PDF; `tally pdfs` typesets them")
+
+
 def _demo(as_of: date | None) -> int:
     from dagster_project.demo import DEMO_AS_OF, ensure_demo_data
 
     paths = {flag: _resolve(flag, None) for flag in PATH_FLAGS}
     if ensure_demo_data(paths["data"]):
         print(f"generated the demo dataset in {paths['data']}")
-    return _run(paths, as_of or DEMO_AS_OF)
+    code = _run(paths, as_of or DEMO_AS_OF)
+    if code in (EXIT_OK, EXIT_PARTIAL, EXIT_UNDELIVERED):
+        pdfs = _pdfs(paths)
+        return code if pdfs == EXIT_OK else pdfs
+    return code
 
 
 if __name__ == "__main__":

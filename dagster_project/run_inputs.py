@@ -61,7 +61,7 @@ def _files(directory: str, prefix: str):
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _files(entry.path, f"{prefix}{entry.name}/")
-        elif entry.is_file():
+        elif entry.is_file() and not entry.name.endswith(".pdf"):  # PDFs are the PDF job's, after the run
             yield f"{prefix}{entry.name}", entry.stat()
 
 

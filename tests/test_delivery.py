@@ -266,7 +266,7 @@ def test_the_email_carries_the_html_document_and_the_pdf_that_exists(stages):
     assert f"Invoice {a_number}" in message.get_body(("plain",)).get_content()
     [attachment] = list(message.iter_attachments())
     assert (attachment.get_content_type(), attachment.get_filename()) == ("application/pdf", f"{a_number}.pdf")
-    pdf = document_path(workdir / "invoices", a_id, ".pdf").read_bytes()     # rendered by the run's invoice_pdfs
+    pdf = document_path(workdir / "invoices", a_id, ".pdf").read_bytes()     # typeset by delivery, for the e-mail
     assert attachment.get_content() == pdf and pdf.startswith(b"%PDF")
 
 

@@ -1,4 +1,4 @@
-"""Invoice PDFs: rendered by the invoice_pdfs step of a real `tally demo`, read back with pypdf and
+"""Invoice PDFs: rendered by the job tally_pdfs, which a real `tally demo` runs after billing, read back with pypdf and
 checked against their JSON; currencies of 3 and 0 minor-unit digits; the DRAFT mark; a final
 rendered once, a draft again when it changed, its PDF gone with it."""
 from __future__ import annotations
@@ -132,8 +132,7 @@ def test_a_final_is_rendered_once_a_draft_when_it_changes_and_its_pdf_goes_with_
     pdf = directory / f"{draft_id}.pdf"
 
     def run(locale="en_US"):
-        stamps = store.pdf_stamps(con, str(directory), date(2026, 1, 1), date(2026, 12, 1),
-                                  rendering_fingerprint(locale))
+        stamps = store.pdf_stamps(con, str(directory), rendering_fingerprint(locale))
         report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids), store.invoice_ids(con),
                               store.rendered_pdf_ids(con, str(directory)), locale)
         store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)

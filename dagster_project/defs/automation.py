@@ -1,4 +1,5 @@
-"""The daily schedule and the new-event-files sensor: both request the one pipeline job."""
+"""The daily schedule and the new-event-files sensor request the pipeline job; after each billing
+run that succeeded, pdfs_after_billing requests the PDF job."""
 
 import hashlib
 import json
@@ -11,6 +12,7 @@ from dagster_project.defs.resources import DataDirectoryResource, PricingCatalog
 from dagster_project.ingestion.events import discover_event_files
 
 PIPELINE_JOB = "tally_pipeline"
+PDF_JOB = "tally_pdfs"
 
 
 def _run_request(instance: dg.DagsterInstance, catalog: PricingCatalogResource, data: DataDirectoryResource,
@@ -46,3 +48,15 @@ def new_event_files(context: dg.SensorEvaluationContext, data: DataDirectoryReso
     context.update_cursor(json.dumps(files))
     run_key = "events-" + hashlib.sha256(json.dumps({n: files[n] for n in changed}).encode()).hexdigest()[:16]
     return _run_request(context.instance, catalog, data, datetime.now(UTC).date(), run_key=run_key)
+
+
+def pdfs_after_billing(pipeline_job, pdf_job) -> dg.RunStatusSensorDefinition:
+    """After a billing run succeeded, the PDF job (defined with the jobs: a run status sensor names them)."""
+
+    @dg.run_status_sensor(name="pdfs_after_billing", run_status=dg.DagsterRunStatus.SUCCESS,
+                          monitored_jobs=[pipeline_job], request_job=pdf_job, minimum_interval_seconds=60,
+                          description="After a billing run succeeded: typeset the PDFs of what it published.")
+    def sensor(context: dg.RunStatusSensorContext):
+        return dg.RunRequest(run_key=f"pdfs-after-{context.dagster_run.run_id}")
+
+    return sensor

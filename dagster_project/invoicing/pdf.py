@@ -64,6 +64,7 @@ def rendering_fingerprint(locale: str) -> str:
 
 @dataclass(frozen=True)
 class PdfReport:
+    documents: int           # the documents looked at
     rendered: pl.DataFrame   # invoice_id, digest, pdf_bytes of the PDFs written
     unchanged: int
     removed_ids: list[str]   # documents whose PDF was removed
@@ -95,9 +96,10 @@ def publish_pdfs(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list
     removed_ids = sorted(recorded_ids - existing_ids)
     for invoice_id in removed_ids:
         (invoices_dir / f"{invoice_id}{SUFFIX}").unlink(missing_ok=True)
-    return PdfReport(rendered=pl.DataFrame(rendered, schema={"invoice_id": pl.String, "digest": pl.String,
-                                                             "pdf_bytes": pl.Int64}, orient="row"),
-                     unchanged=stamps.height - stale.height, removed_ids=removed_ids)
+    written = pl.DataFrame(rendered, schema={"invoice_id": pl.String, "digest": pl.String, "pdf_bytes": pl.Int64},
+                           orient="row")
+    return PdfReport(documents=stamps.height, rendered=written, unchanged=stamps.height - stale.height,
+                     removed_ids=removed_ids)
 
 
 def _in_place(invoices_dir: Path, stamp: dict) -> bool:

@@ -5,7 +5,7 @@ of billing.yaml. A delivery that fails never fails the run: it is logged, retrie
 import dagster as dg
 
 from dagster_project.defs.progress import progress, report
-from dagster_project.defs.publishing.assets import invoice_pdfs, published_invoices
+from dagster_project.defs.publishing.assets import published_invoices, render_pdfs
 from dagster_project.defs.resources import (
     DeliveryOptions,
     InvoicesDirectoryResource,
@@ -15,8 +15,7 @@ from dagster_project.defs.resources import (
 from dagster_project.delivery import deliver, worklist
 
 
-# after the PDFs, so that e-mails carry them
-@dg.asset(group_name="delivery", deps=[published_invoices, invoice_pdfs, dg.AssetKey(["marts", "dim_customers"])],
+@dg.asset(group_name="delivery", deps=[published_invoices, dg.AssetKey(["marts", "dim_customers"])],
           kinds={"python", "duckdb", "email"}, owners=["team:billing"],
           description="Sends each committed final invoice and note not yet delivered through the channels of "
                       "billing.yaml `delivery` (e-mail to the customer with the PDF attached, a signed webhook "
@@ -31,6 +30,10 @@ def delivered_documents(context: dg.AssetExecutionContext, warehouse: WarehouseR
         if not work.channels:
             report(context, "delivery", "no channel configured in billing.yaml: nothing sent")
             return dg.MaterializeResult(metadata={"channels": ""})
+        # an e-mail carries its document's PDF: typeset here those the PDF job has not yet
+        attached = [due.document.invoice_id for due in work.due if due.channel == "email" and due.skip_reason is None]
+        if attached:
+            render_pdfs(context, con, invoices_dir.directory, billing.locale, attached)
         with progress(context, "delivery", total=len(work.due)) as stage:
             result = deliver(con, work, context.run_id, on_delivery=stage.advance)
             stage.done(result.summary())

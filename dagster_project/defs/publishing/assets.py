@@ -4,6 +4,8 @@ This is the last step: it runs only when invoicing, the blocking checks and the 
 tests all passed, so numbering, finalization and publishing succeed or fail together.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from dagster_project import billing_store as store
@@ -11,7 +13,7 @@ from dagster_project import run_inputs
 from dagster_project.defs.partitions import INPUTS_TAG, billing_months, month_range
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, PricingCatalogResource, WarehouseResource
-from dagster_project.invoicing.pdf import publish_pdfs, rendering_fingerprint
+from dagster_project.invoicing.pdf import PdfReport, publish_pdfs, rendering_fingerprint
 from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
 from dagster_project.publication import publication_for
 from dagster_project.publication import publish as publish_warehouse
@@ -48,28 +50,35 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                                           "dagster/row_count": stamps.height})
 
 
-@dg.asset(group_name="publishing", partitions_def=billing_months, backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[published_invoices], kinds={"python", "pdf"}, owners=["team:billing"],
+@dg.asset(group_name="publishing", deps=[published_invoices], kinds={"python", "pdf"}, owners=["team:billing"],
           description="<account_id>/<period_start>_<kind>.pdf beside each published JSON and HTML, typeset by "
-                      "Typst: a final's once, a draft's again when it or the locale or template changed. A step of "
-                      "its own, after the JSON and HTML are published, so that PDFs never hold them up.")
+                      "Typst: a final's once, a draft's again when it or the locale or template changed. The job "
+                      "tally_pdfs (`tally pdfs`), after billing: 100k PDFs take minutes of every core, which the "
+                      "billing run's invoices and warehouse do not wait for.")
 def invoice_pdfs(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  invoices_dir: InvoicesDirectoryResource, catalog: PricingCatalogResource) -> dg.MaterializeResult:
-    first, last = month_range(context)
     directory = invoices_dir.directory
-    locale = catalog.load().billing.locale
     with warehouse.connect() as con:
-        stamps = store.pdf_stamps(con, str(directory), first, last, rendering_fingerprint(locale))
-        with progress(context, "pdfs", total=stamps.height) as stage:
-            report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids),
-                                  store.invoice_ids(con), store.rendered_pdf_ids(con, str(directory)), locale,
-                                  on_document=stage.advance)
-            store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)
-            stage.done(f"{stamps.height:,} PDFs in {directory} ({report.rendered.height:,} rendered, "
-                       f"{report.unchanged:,} unchanged, {len(report.removed_ids):,} removed)")
-    return dg.MaterializeResult(metadata={"pdfs": stamps.height, "rendered": report.rendered.height,
+        report = render_pdfs(context, con, directory, catalog.load().billing.locale)
+    return dg.MaterializeResult(metadata={"pdfs": report.documents, "rendered": report.rendered.height,
                                           "unchanged": report.unchanged, "removed": len(report.removed_ids),
-                                          "directory": str(directory), "dagster/row_count": stamps.height})
+                                          "directory": str(directory), "dagster/row_count": report.documents})
+
+
+def render_pdfs(context: dg.AssetExecutionContext, con, directory: Path, locale: str,
+                invoice_ids: list[str] | None = None) -> PdfReport:
+    """Render the PDFs of the published documents (or of invoice_ids only) that are missing or out
+    of date, and record them: the PDF job renders them all, e-mail delivery those it attaches."""
+    stamps = store.pdf_stamps(con, str(directory), rendering_fingerprint(locale), invoice_ids)
+    with progress(context, "pdfs", total=stamps.height) as stage:
+        # only a pass over every document removes the PDFs of documents that are gone
+        recorded = store.rendered_pdf_ids(con, str(directory)) if invoice_ids is None else set()
+        report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids), store.invoice_ids(con),
+                              recorded, locale, on_document=stage.advance)
+        store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)
+        stage.done(f"{stamps.height:,} PDFs in {directory} ({report.rendered.height:,} rendered, "
+                   f"{report.unchanged:,} unchanged, {len(report.removed_ids):,} removed)")
+    return report
 
 
 # after delivery, so that the delivery log published is the run's own
