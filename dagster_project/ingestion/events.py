@@ -88,9 +88,14 @@ class _Plan:
 
 @dataclass(frozen=True)
 class _Staged:
+    """What is new of one file: its rows are `source` (SQL, with `params`): the temp table
+    incoming_file, or a Parquet file read in place."""
+
     rows: int
     last_line: int
     byte_end: int
+    source: str = "select * from incoming_file"
+    params: tuple = ()
 
 
 def discover_event_files(events_dir: Path) -> list[str]:
@@ -120,7 +125,7 @@ def load_new_events(con: duckdb.DuckDBPyConnection, events_dir: Path, now: datet
             staged = _stage(con, plan, report)
             if staged.byte_end == plan.byte_start:
                 continue  # only an incomplete last line so far
-            report.duplicates += _append(con, batch_id)
+            report.duplicates += _append(con, batch_id, staged, plan.first_line)
             stat = plan.path.stat()
             con.execute("insert or replace into raw.event_files (file_name, loaded_bytes, loaded_lines, "
                         "prefix_sha256, file_size, file_mtime_ns) values (?, ?, ?, ?, ?, ?)",
@@ -194,27 +199,23 @@ def _hash_prefix(path: Path, length: int):
     return hasher
 
 
-def _append(con: duckdb.DuckDBPyConnection, batch_id: int) -> int:
-    """Append the staged file's rows (temp table incoming_file), marking ids already seen (earlier
-    files or earlier lines) as duplicates. Returns how many were duplicates.
+def _append(con: duckdb.DuckDBPyConnection, batch_id: int, staged: _Staged, first_line: int) -> int:
+    """Append a file's new rows in one pass, marking ids already seen (earlier files or earlier
+    lines) as duplicates. Returns how many were duplicates.
 
-    Repeated ids are found by hash aggregation, not by sorting every id, and payloads are compared
-    only for the duplicates found: both stay cheap when duplicates are rare.
+    Rows are numbered on from the last load_seq by their line, so no sort is needed; repeated ids
+    are found by hash aggregation of the ids alone, and payloads are compared only for the
+    duplicates found: all three stay cheap when duplicates are rare.
     """
+    base = scalar(con, "select coalesce(max(load_seq), 0) from raw.events") - (first_line - 1)
     try:
-        con.execute("""
-            create or replace temp table incoming as
-            select (select coalesce(max(load_seq), 0) from raw.events) + row_number() over (order by line_number)
-                       as load_seq,
-                   f.*
-            from incoming_file f
-        """)
-        con.execute("""
+        con.execute(f"""
             insert into raw.events (load_seq, batch_id, file_name, line_number, event_id, schema_name, account_id,
                                     event_timestamp, attributes, dimensions, parse_error, raw_line, is_duplicate,
                                     duplicate_payload_differs)
-            with repeated as (
-                select event_id, min(load_seq) as first_seq
+            with incoming as not materialized ({staged.source}),
+            repeated as (
+                select event_id, min(line_number) as first_line
                 from incoming
                 where event_id is not null
                 group by event_id
@@ -224,30 +225,33 @@ def _append(con: duckdb.DuckDBPyConnection, batch_id: int) -> int:
                 select distinct event_id from raw.events
                 where not is_duplicate and event_id in (select event_id from incoming)
             )
-            select i.load_seq, ?, i.file_name, i.line_number, i.event_id, i.schema_name, i.account_id,
+            select ? + i.line_number, ?, i.file_name, i.line_number, i.event_id, i.schema_name, i.account_id,
                    i.event_timestamp, i.attributes, i.dimensions, i.parse_error, i.raw_line,
-                   seen.event_id is not null or i.load_seq > coalesce(repeated.first_seq, i.load_seq),
+                   seen.event_id is not null or i.line_number > coalesce(repeated.first_line, i.line_number),
                    false
             from incoming i
             left join seen on seen.event_id = i.event_id
             left join repeated on repeated.event_id = i.event_id
-        """, [batch_id])
-        con.execute("""
-            update raw.events as duplicate
-            set duplicate_payload_differs = true
-            from raw.events as first
-            where duplicate.load_seq in (select load_seq from incoming)
-              and duplicate.is_duplicate
-              and first.event_id = duplicate.event_id
-              and not first.is_duplicate
-              and (first.schema_name is distinct from duplicate.schema_name
-                   or first.account_id is distinct from duplicate.account_id
-                   or first.event_timestamp is distinct from duplicate.event_timestamp
-                   or cast(first.attributes as varchar) is distinct from cast(duplicate.attributes as varchar)
-                   or cast(first.dimensions as varchar) is distinct from cast(duplicate.dimensions as varchar))
-        """)
-        return scalar(con, "select count(*) from raw.events where load_seq in (select load_seq from incoming) "
-                           "and is_duplicate")
+        """, [*staged.params, base, batch_id])
+        first_seq = base + first_line
+        duplicates = scalar(con, "select count(*) from raw.events where load_seq >= ? and is_duplicate", [first_seq])
+        if duplicates:
+            con.execute("""
+                update raw.events as duplicate
+                set duplicate_payload_differs = true
+                from raw.events as first
+                where duplicate.load_seq >= ?
+                  and duplicate.is_duplicate
+                  and first.event_id = duplicate.event_id
+                  and not first.is_duplicate
+                  and first.event_id in (select event_id from raw.events where load_seq >= ? and is_duplicate)
+                  and (first.schema_name is distinct from duplicate.schema_name
+                       or first.account_id is distinct from duplicate.account_id
+                       or first.event_timestamp is distinct from duplicate.event_timestamp
+                       or cast(first.attributes as varchar) is distinct from cast(duplicate.attributes as varchar)
+                       or cast(first.dimensions as varchar) is distinct from cast(duplicate.dimensions as varchar))
+            """, [first_seq, first_seq])
+        return duplicates
     finally:
         con.execute("drop table if exists incoming_file")
 
@@ -256,10 +260,9 @@ def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan, report: LoadReport) -> _
     """Read what is new of one file into the temp table incoming_file (the columns of _INCOMING_SCHEMA)."""
     con.execute("drop table if exists incoming_file")
     if plan.path.suffix == ".parquet":
-        rows = _stage_parquet(con, plan.path, plan.name)
         size = plan.path.stat().st_size
         plan.hasher = _hash_prefix(plan.path, size)
-        return _Staged(rows=rows, last_line=rows, byte_end=size)
+        return _stage_parquet(con, plan.path, plan.name, size)
     return _stage_jsonl(con, plan, report)
 
 
@@ -423,11 +426,17 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
         elif column in json_columns:
             select.append(f"cast({_quote(column)} as varchar) as {column}_json")
         else:
-            # values to their exact text (DECIMAL and VARCHAR stay exact), nulls dropped, keys sorted
-            select.append(
-                f"map_from_entries(list_sort(list_transform("
-                f"list_filter(map_entries({_quote(column)}), lambda e: e.value is not null), "
-                f"lambda e: {{'key': cast(e.key as varchar), 'value': cast(e.value as varchar)}}))) as {column}")
+            # values to their exact text (DECIMAL and VARCHAR stay exact), nulls dropped, keys sorted;
+            # a map of text that is so already (the usual case) is taken as it is
+            quoted = _quote(column)
+            converted = (f"map_from_entries(list_sort(list_transform("
+                         f"list_filter(map_entries({quoted}), lambda e: e.value is not null), "
+                         f"lambda e: {{'key': cast(e.key as varchar), 'value': cast(e.value as varchar)}})))")
+            if kind == "MAP(VARCHAR, VARCHAR)":
+                converted = (f"case when map_keys({quoted}) = list_sort(map_keys({quoted})) and "
+                             f"list_aggregate(map_values({quoted}), 'count') = cardinality({quoted}) "
+                             f"then {quoted} else {converted} end")
+            select.append(f"{converted} as {column}")
     return select
 
 
@@ -443,16 +452,15 @@ def _json_text_columns(types: dict[str, str], path: Path) -> set[str]:
     return json_columns
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> int:
-    """Parquet into incoming_file: straight through DuckDB for MAP columns, through the exact JSON
-    parser for JSON text columns. Returns the row count."""
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str, size: int) -> _Staged:
+    """Parquet with MAP columns is read in place by the load's one INSERT; Parquet whose columns
+    hold JSON text goes through the exact JSON parser into incoming_file."""
+    rows = scalar(con, "select count(*) from read_parquet(?)", [str(path)])
     select = _parquet_map_select(con, path)
     if select is not None:
-        con.execute(f"create temp table incoming_file as {select}", [name, str(path)])
-        return scalar(con, "select count(*) from incoming_file")
-    table = _read_parquet_json_text(con, path, name)
-    _insert_chunk(con, table, first=True)
-    return table.num_rows
+        return _Staged(rows=rows, last_line=rows, byte_end=size, source=select, params=(name, str(path)))
+    _insert_chunk(con, _read_parquet_json_text(con, path, name), first=True)
+    return _Staged(rows=rows, last_line=rows, byte_end=size)
 
 
 def _parquet_map_select(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
