@@ -46,6 +46,12 @@ def tally_run(workdir: Path, as_of: str) -> subprocess.CompletedProcess:
                      "--as-of", as_of, home=workdir / ".dagster")
 
 
+def tally_pdfs(workdir: Path) -> subprocess.CompletedProcess:
+    """`tally pdfs` on what tally_run(workdir, ...) published."""
+    return run_tally("pdfs", "--config", str(workdir / "config"), "--warehouse", str(workdir / "warehouse.duckdb"),
+                     "--invoices", str(workdir / "invoices"), home=workdir / ".dagster")
+
+
 def recorded_runs(home: Path) -> list:
     """The runs recorded in a Dagster instance (its settings read DAGSTER_HOME)."""
     import dagster as dg

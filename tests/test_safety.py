@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from dagster_project import run_lock
-from tests.conftest import digests, query, recorded_runs, run_tally, tally_run
+from tests.conftest import digests, query, recorded_runs, run_tally, tally_pdfs, tally_run
 
 
 def payment(event_id, account, amount, day="02"):
@@ -36,7 +36,14 @@ def test_bad_ids_hold_back_only_their_own_accounts_and_nothing_leaves_the_invoic
     assert "acct_c/evil: accounts.csv: line 5: account_id: 'acct_c/evil' cannot name a folder" in proc.stderr
     assert "accounts.csv: line 6: account_id: 'acct_nul\\x00' cannot name a folder" in proc.stderr
     assert "Traceback" not in proc.stderr
-    # everyone else is billed, with gapless numbers; no file anywhere but under invoices/<account>/
+    # everyone else is billed, with gapless numbers; no file anywhere but under invoices/<account>/,
+    # their PDFs included
+    assert sorted(digests(workdir / "invoices")) == [f"{account}/2026-10-01_cycle{suffix}"
+                                                     for account in ("acct_a", "acct_b", "acct_c")
+                                                     for suffix in (".html", ".json")]
+    assert "pdfs: 3 document(s) without an up-to-date PDF; `tally pdfs` typesets them" in proc.stdout
+    pdfs = tally_pdfs(workdir)
+    assert pdfs.returncode == 0, pdfs.stdout + pdfs.stderr
     published = sorted(digests(workdir / "invoices"))
     assert published == [f"{account}/2026-10-01_cycle{suffix}" for account in ("acct_a", "acct_b", "acct_c")
                          for suffix in (".html", ".json", ".pdf")]

@@ -1,3 +1,10 @@
+{#- Whether a value is plain decimal text within the limits: what nearly every value is, checked in
+    one match, and the first case of attribute_value_problem. -#}
+{% macro is_plain_decimal(value) -%}
+    regexp_full_match(trim({{ value }}), '[+-]?\d{1,' || {{ var('value_integer_digits', 18) }} || '}(\.\d{0,'
+                                         || {{ var('value_decimal_places', 9) }} || '})?')
+{%- endmacro %}
+
 {#- Why an attribute value's text cannot be metered exactly, or NULL when it can. A value must be a
     decimal number (an exponent is allowed) with at most var('value_integer_digits') digits before
     the decimal point and var('value_decimal_places') after it; the pipeline passes the limits of
@@ -11,9 +18,7 @@
     {%- set leading = "(length(" ~ digits ~ ") - length(ltrim(" ~ digits ~ ", '0')))" -%}
     {%- set trailing = "(length(" ~ digits ~ ") - length(rtrim(" ~ digits ~ ", '0')))" -%}
     case
-        {# the common case, plain decimal text within the limits, in one match #}
-        when regexp_full_match({{ text }}, '[+-]?\d{1,' || {{ var('value_integer_digits', 18) }} || '}(\.\d{0,'
-                                           || {{ var('value_decimal_places', 9) }} || '})?') then null
+        when {{ is_plain_decimal(value) }} then null
         when not regexp_full_match({{ text }}, '[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?') then 'is not a number'
         when ltrim({{ digits }}, '0') = '' then null
         when {{ point }} - {{ leading }} > {{ var('value_integer_digits', 18) }}

@@ -13,6 +13,14 @@
     list_filter({{ list }}, lambda x: {{ predicate }})
 {%- endmacro %}
 
+{#- Whether a predicate over `x` holds for every element of a list (true for an empty list). -#}
+{% macro list_all(list, predicate) -%}
+    {{ return(adapter.dispatch('list_all', 'tally')(list, predicate)) }}
+{%- endmacro %}
+{% macro duckdb__list_all(list, predicate) -%}
+    coalesce(list_bool_and(list_transform({{ list }}, lambda x: {{ predicate }})), true)
+{%- endmacro %}
+
 {#- Map each element `x` of a list through an expression. -#}
 {% macro list_map(list, expression) -%}
     {{ return(adapter.dispatch('list_map', 'tally')(list, expression)) }}
@@ -27,6 +35,12 @@
 {%- endmacro %}
 {% macro duckdb__map_keys_of(map) -%}
     map_keys({{ map }})
+{%- endmacro %}
+{% macro map_values_of(map) -%}
+    {{ return(adapter.dispatch('map_values_of', 'tally')(map)) }}
+{%- endmacro %}
+{% macro duckdb__map_values_of(map) -%}
+    map_values({{ map }})
 {%- endmacro %}
 {% macro map_value(map, key) -%}
     {{ return(adapter.dispatch('map_value', 'tally')(map, key)) }}

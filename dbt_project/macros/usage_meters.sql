@@ -48,12 +48,13 @@
 
 {#- A meter's quantity over its events' values, by the meter's own rule (compiled by the catalog,
     dagster_project/catalog/filters.py QUANTITY_SQL): for a group of events, or as a running value
-    with window = ' over <window>'. -#}
+    with window = ' over <window>'. Each aggregate is filtered to its own meter's rows, so that a
+    group computes one meter's aggregate, not every meter's. -#}
 {% macro meter_quantity(meters, window='') -%}
     {%- if meters -%}
     case meter_name
     {%- for meter in meters %}
-        when '{{ meter.meter_name }}' then {{ meter.quantity_sql | replace('{window}', window) }}
+        when '{{ meter.meter_name }}' then {{ meter.quantity_sql | replace('{window}', " filter (where meter_name = '" ~ meter.meter_name ~ "')" ~ window) }}
     {%- endfor %}
     end
     {%- else -%}

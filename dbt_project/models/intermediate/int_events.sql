@@ -60,26 +60,52 @@ final_cycles as (
 
 ),
 
-checked as (
+screened as (
 
+    -- the usual event (every attribute and dimension declared, the required ones there, every
+    -- value plain decimal text within the limits) is told apart in a few cheap matches, and only
+    -- the others go through the detailed checks that name what is wrong
     select
         events.*,
         schemas.schema_name is not null as is_known_schema,
-        {{ list_where(map_keys_of('events.attributes'), 'not list_contains(schemas.declared_attributes, x)') }}
-            as undeclared_attributes,
-        {{ list_where(map_keys_of('events.attributes'),
-                      attribute_value_problem(map_value('events.attributes', 'x')) ~ " = 'is not a number'") }}
-            as non_numeric_attributes,
-        {{ list_where(list_map(map_keys_of('events.attributes'),
-                               "x || ' = ' || " ~ map_value('events.attributes', 'x') ~ " || ' ' || "
-                               ~ attribute_value_problem(map_value('events.attributes', 'x'))),
-                      "x is not null and not ends_with(x, ' is not a number')") }} as out_of_range_attributes,
-        {{ list_where('schemas.required_attributes', 'not list_contains(' ~ map_keys_of('events.attributes') ~ ', x)') }}
-            as missing_attributes,
-        {{ list_where(map_keys_of('events.dimensions'), 'not list_contains(schemas.declared_dimensions, x)') }}
-            as undeclared_dimensions
+        schemas.declared_attributes,
+        schemas.declared_dimensions,
+        schemas.required_attributes,
+        coalesce(
+            {{ list_all(map_keys_of('events.attributes'), 'list_contains(schemas.declared_attributes, x)') }}
+            and {{ list_all(map_keys_of('events.dimensions'), 'list_contains(schemas.declared_dimensions, x)') }}
+            and {{ list_all('schemas.required_attributes', 'list_contains(' ~ map_keys_of('events.attributes') ~ ', x)') }}
+            and {{ list_all(map_values_of('events.attributes'), is_plain_decimal('x')) }},
+            false) as is_plain
     from events
     left join schemas on schemas.schema_name = events.schema_name
+
+),
+
+checked as (
+
+    select
+        *,
+        case when is_plain then cast([] as varchar[]) else
+            {{ list_where(map_keys_of('attributes'), 'not list_contains(declared_attributes, x)') }}
+        end as undeclared_attributes,
+        case when is_plain then cast([] as varchar[]) else
+            {{ list_where(map_keys_of('attributes'),
+                          attribute_value_problem(map_value('attributes', 'x')) ~ " = 'is not a number'") }}
+        end as non_numeric_attributes,
+        case when is_plain then cast([] as varchar[]) else
+            {{ list_where(list_map(map_keys_of('attributes'),
+                                   "x || ' = ' || " ~ map_value('attributes', 'x') ~ " || ' ' || "
+                                   ~ attribute_value_problem(map_value('attributes', 'x'))),
+                          "x is not null and not ends_with(x, ' is not a number')") }}
+        end as out_of_range_attributes,
+        case when is_plain then cast([] as varchar[]) else
+            {{ list_where('required_attributes', 'not list_contains(' ~ map_keys_of('attributes') ~ ', x)') }}
+        end as missing_attributes,
+        case when is_plain then cast([] as varchar[]) else
+            {{ list_where(map_keys_of('dimensions'), 'not list_contains(declared_dimensions, x)') }}
+        end as undeclared_dimensions
+    from screened
 
 ),
 
@@ -111,39 +137,30 @@ validated as (
 
 ),
 
-placed as (
-
-    select
-        validated.event_row_id,
-        cycles.cycle_id,
-        cycles.price_plan
-    from validated
-    inner join cycles
-        on cycles.account_id = validated.account_id
-        and validated.event_at >= cycles.period_start_date
-        and validated.event_at < cycles.period_end_date
-    where validated.invalid_reason is null and not validated.is_duplicate
-
-),
-
 assigned as (
 
+    -- cycles of one account never overlap: a valid event is placed in at most one
     select
         validated.*,
-        placed.cycle_id,
-        placed.price_plan,
+        cycles.cycle_id,
+        cycles.price_plan,
         case
             when validated.invalid_reason is not null then 'invalid'
             when validated.is_duplicate then 'duplicate'
             when accounts.account_id is null then 'unknown_account'
-            when placed.cycle_id is null then 'no_plan'
+            when cycles.cycle_id is null then 'no_plan'
             when validated.batch_id > final_cycles.finalized_after_batch then 'late'
             else 'assigned'
         end as assignment_status
     from validated
     left join accounts on accounts.account_id = validated.account_id
-    left join placed on placed.event_row_id = validated.event_row_id
-    left join final_cycles on final_cycles.cycle_id = placed.cycle_id
+    left join cycles
+        on cycles.account_id = validated.account_id
+        and validated.event_at >= cycles.period_start_date
+        and validated.event_at < cycles.period_end_date
+        and validated.invalid_reason is null
+        and not validated.is_duplicate
+    left join final_cycles on final_cycles.cycle_id = cycles.cycle_id
 
 ),
 
