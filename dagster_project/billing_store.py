@@ -27,7 +27,7 @@ INVOICE_COLUMNS = (
     "period_end_date", "issue_date", "billing_month", "status", "invoice_number", "numbering_prefix",
     "numbering_period", "invoice_sequence", "currency", "subtotal_amount", "credits_applied_amount",
     "custom_charges_amount", "total_amount", "wallet_applied_amount", "amount_due_amount", "finalized_after_batch",
-    "computed_as_of", "is_committed", "document_json", "document_html", "adjusts_invoice_id", "replaces_invoice_id",
+    "computed_as_of", "is_committed", "document_json", "adjusts_invoice_id", "replaces_invoice_id",
     "adjustment_cause", "adjustment_reason")
 # every table whose rows belong to one invoice, the invoices table last
 _INVOICE_TABLES = ("billing.invoice_lines", "billing.invoice_custom_charges", "billing.credit_draws",
@@ -174,7 +174,7 @@ def invoice_history(con: duckdb.DuckDBPyConnection, voids: pl.DataFrame, restate
                                       "where invoice_id in (select unnest(?::varchar[]))", [restated_ids]).fetchall()]
     documents = frame(con, f"""
         with chained as ({_CHAINED_FINALS})
-        select * exclude (document_json, document_html) from chained
+        select * exclude (document_json) from chained
         where chain_id in (select unnest(?::varchar[]))
         order by invoice_id""", [chains])
     ids = documents["invoice_id"].to_list()
@@ -190,26 +190,28 @@ def invoice_history(con: duckdb.DuckDBPyConnection, voids: pl.DataFrame, restate
         credit_draws=rows_of("billing.credit_draws", "invoice_id, draw_number"))
 
 
-def document_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date) -> pl.DataFrame:
-    """The documents of the billing months: invoice_id, the digest of their text, the byte sizes of
-    their files, and the digest last published to `directory` (null when never published there).
-    A published committed final is not read again (sizes null): its files need only exist."""
+def document_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date, last: date,
+                    rendering: str) -> pl.DataFrame:
+    """The documents of the billing months: invoice_id, the digest of what their files are made of
+    (their JSON and `rendering`, what the HTML is rendered with: documents.html_rendering), and what
+    was last published to `directory` (its digest and file sizes, null when never published there).
+    A published committed final is not read again: its digest stands."""
     return frame(con, """
-        with stamps as (
-            select i.*, p.digest as published_digest, i.status = 'final' and i.is_committed as is_final,
-                   -- a committed final never changes: once published as final, its digest stands
-                   i.status = 'final' and i.is_committed and coalesce(p.is_final, false) as settled
-            from billing.invoices as i
-            left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
-            where i.billing_month between ? and ?
-        )
-        select invoice_id,
-               case when settled then published_digest else md5(document_json || document_html) end as digest,
-               case when not settled then strlen(document_json) end as json_bytes,
-               case when not settled then strlen(document_html) end as html_bytes,
-               published_digest, is_final
-        from stamps
-        order by invoice_id""", [directory, first, last])
+        select i.invoice_id,
+               case when i.status = 'final' and i.is_committed and coalesce(p.is_final, false) then p.digest
+                    else md5(i.document_json || ?) end as digest,
+               p.digest as published_digest, p.json_bytes, p.html_bytes,
+               i.status = 'final' and i.is_committed as is_final
+        from billing.invoices as i
+        left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
+        where i.billing_month between ? and ?
+        order by i.invoice_id""", [rendering, directory, first, last])
+
+
+def published_documents(con: duckdb.DuckDBPyConnection, directory: str) -> pl.DataFrame:
+    """What `directory` holds by the record: invoice_id, json_bytes, html_bytes (null: not recorded)."""
+    return frame(con, "select invoice_id, json_bytes, html_bytes from billing.published_documents "
+                      "where directory = ?", [directory])
 
 
 def published_ids(con: duckdb.DuckDBPyConnection, directory: str) -> set[str]:
@@ -217,23 +219,16 @@ def published_ids(con: duckdb.DuckDBPyConnection, directory: str) -> set[str]:
                                           [directory]).fetchall()}
 
 
-def document_texts(con: duckdb.DuckDBPyConnection, invoice_ids: list[str]):
-    """(invoice_id, json, html) of some invoices, streamed in batches: never all documents at once."""
-    cursor = con.execute("select invoice_id, document_json, document_html from billing.invoices "
-                         "where invoice_id in (select unnest(?::varchar[])) order by invoice_id", [invoice_ids])
-    while batch := cursor.fetchmany(2_000):
-        yield from batch
-
-
 def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl.DataFrame,
                      removed: list[str]) -> None:
-    """What the invoices directory now holds (invoice_id, digest), so the next run writes only what changed."""
+    """What the invoices directory now holds (invoice_id, digest, is_final, json_bytes, html_bytes),
+    so the next run writes only what changed."""
     con.execute("begin transaction")
     ids = written["invoice_id"].to_list() + removed
     con.execute("delete from billing.published_documents where directory = ? "
                 "and invoice_id in (select unnest(?::varchar[]))", [directory, ids])
-    insert_rows(con, "billing.published_documents", written.select(pl.lit(directory).alias("directory"),
-                                                                     "invoice_id", "digest", "is_final"))
+    insert_rows(con, "billing.published_documents", written.select(
+        pl.lit(directory).alias("directory"), "invoice_id", "digest", "is_final", "json_bytes", "html_bytes"))
     con.execute("commit")
 
 

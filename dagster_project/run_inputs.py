@@ -4,19 +4,22 @@ in a second instead of starting the pipeline.
 A run is fully determined by the configuration (YAML and templates), the reference CSVs, the event
 files (by name, size and modification time: a file is never read twice), the run's date and
 options, and the code. When all of these equal those of the last successful run, and the
-published invoices and warehouse are still what that run left, running again would change
-nothing: `tally run` reports the last result and stops.
+published invoices and warehouse are still what that run left (every document it recorded is in
+the invoices directory with its sizes; the publication file unchanged), running again would
+change nothing: `tally run` reports the last result and stops.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import date
 from importlib import metadata
 from pathlib import Path
 
 import duckdb
+
+from dagster_project.billing_store import published_documents
+from dagster_project.invoicing.publishing import documents_in_place
 
 CODE_DIRS = (Path(__file__).parent, Path(__file__).parents[1] / "dbt_project")
 
@@ -44,37 +47,18 @@ def input_fingerprint(paths: dict[str, Path], as_of: date, months: list[str] | N
     return digest.hexdigest()
 
 
-def directory_state(directory: Path) -> str:
-    """Names, sizes and modification times of every file under a directory (os.scandir: the
-    invoices directory holds two files per invoice, 200k files for 100k accounts)."""
-    digest = hashlib.sha256()
-    for relative, stat in sorted(_files(str(directory), "")):
-        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _files(directory: str, prefix: str):
-    try:
-        entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _files(entry.path, f"{prefix}{entry.name}/")
-        elif entry.is_file() and not entry.name.endswith(".pdf"):  # PDFs are the PDF job's, after the run
-            yield f"{prefix}{entry.name}", entry.stat()
-
-
 def record(con: duckdb.DuckDBPyConnection, fingerprint: str | None, invoices_dir: Path, published: Path,
            run_id: str) -> None:
     """After a successful run: what it was run on and what it left (nothing without a fingerprint)."""
-    con.execute("create table if not exists billing.last_run (input_fingerprint varchar, invoices_state varchar, "
+    con.execute("create table if not exists billing.last_run (input_fingerprint varchar, invoices_dir varchar, "
                 "publication_state varchar, run_id varchar, finished_at timestamp)")
+    con.execute("alter table billing.last_run add column if not exists invoices_dir varchar")
     con.execute("delete from billing.last_run")
     if fingerprint is None:
         return
-    con.execute("insert into billing.last_run values (?, ?, ?, ?, now())",
-                [fingerprint, directory_state(invoices_dir), _file_state(published), run_id])
+    con.execute("insert into billing.last_run (input_fingerprint, invoices_dir, publication_state, run_id, "
+                "finished_at) values (?, ?, ?, ?, now())", [fingerprint, str(invoices_dir), _file_state(published),
+                                                            run_id])
 
 
 def recorded_fingerprint(warehouse: Path) -> str | None:
@@ -101,19 +85,19 @@ def unchanged_since(warehouse: Path, fingerprint: str, invoices_dir: Path, publi
     except duckdb.Error:
         return None
     try:
-        rows = con.execute("select input_fingerprint, invoices_state, publication_state, run_id "
+        rows = con.execute("select input_fingerprint, invoices_dir, publication_state, run_id "
                            "from billing.last_run").fetchall()
+        if not rows or rows[0][:3] != (fingerprint, str(invoices_dir), _file_state(published)):
+            return None
+        recorded = published_documents(con, str(invoices_dir))
     except duckdb.Error:
         return None
     finally:
         con.close()
-    if not rows:
+    # the documents are as the run left them: every one it recorded is there, with its sizes
+    if len(documents_in_place(invoices_dir, recorded)) != recorded.height:
         return None
-    last_fingerprint, invoices_state, publication_state, run_id = rows[0]
-    if (last_fingerprint, invoices_state, publication_state) == (fingerprint, directory_state(invoices_dir),
-                                                                 _file_state(published)):
-        return run_id
-    return None
+    return rows[0][3]
 
 
 def _file_state(path: Path) -> str:

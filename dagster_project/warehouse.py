@@ -106,8 +106,7 @@ create table if not exists billing.invoices (
     finalized_after_batch integer,      -- events loaded in later batches for this cycle are late
     computed_as_of date not null,
     is_committed boolean not null,      -- a final invoice is permanent once its run committed it
-    document_json varchar not null,
-    document_html varchar not null,
+    document_json varchar not null,     -- the published JSON; the HTML is rendered from it when published
     adjusts_invoice_id varchar,         -- a credit or debit note: the final invoice it corrects
     replaces_invoice_id varchar,        -- an invoice issued by `tally void`: the voided one
     adjustment_cause varchar,           -- late_events | void, on notes and on invoices issued by a void
@@ -129,8 +128,10 @@ create table if not exists raw.reference_load (   -- what the reference tables w
 create table if not exists billing.published_documents (   -- what each invoices directory holds
     directory varchar not null,
     invoice_id varchar not null,
-    digest varchar not null,            -- md5 of the document's JSON and HTML text when written
-    is_final boolean not null           -- written as a committed final: it never changes again
+    digest varchar not null,            -- md5 of the document's JSON and of what its HTML is rendered with
+    is_final boolean not null,          -- written as a committed final: it never changes again
+    json_bytes bigint,                  -- the sizes of its files: a missing or damaged file is written again
+    html_bytes bigint
 );
 
 create table if not exists billing.rendered_pdfs (   -- the PDF of each document in each invoices directory
@@ -284,12 +285,13 @@ alter table billing.invoices add column if not exists adjusts_invoice_id varchar
 alter table billing.invoices add column if not exists replaces_invoice_id varchar;
 alter table billing.invoices add column if not exists adjustment_cause varchar;
 alter table billing.invoices add column if not exists adjustment_reason varchar;
-""" + "".join(  # money was DECIMAL(38, 2) before three- and four-digit currencies (KWD, CLF)
-    f"alter table billing.{table} alter column {column} type decimal(38, 4);\n"
-    for table, columns in {"invoices": ["subtotal_amount", "credits_applied_amount", "custom_charges_amount",
-                                        "total_amount", "wallet_applied_amount", "amount_due_amount"],
-                           "invoice_lines": ["amount"], "invoice_custom_charges": ["amount"]}.items()
-    for column in columns)
+-- documents' HTML is rendered from their JSON when published, no longer stored
+alter table billing.invoices drop column if exists document_html;
+"""
+# money was DECIMAL(38, 2) before three- and four-digit currencies (KWD, CLF)
+_MONEY_COLUMNS = {"invoices": ["subtotal_amount", "credits_applied_amount", "custom_charges_amount", "total_amount",
+                               "wallet_applied_amount", "amount_due_amount"],
+                  "invoice_lines": ["amount"], "invoice_custom_charges": ["amount"]}
 
 
 # What earlier runs left that metering reads, copied at the start of a run by the billing_state
@@ -338,12 +340,20 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         _migrate_event_files(con)
     if table_exists(con, "billing", "invoices"):
         con.execute(_MIGRATIONS)
+        for table, column in con.execute(
+                "select table_name, column_name from information_schema.columns where table_schema = 'billing' "
+                "and data_type = 'DECIMAL(38,2)'").fetchall():
+            if column in _MONEY_COLUMNS.get(table, []):
+                con.execute(f"alter table billing.{table} alter column {column} type decimal(38, 4)")
     if con.execute("select count(*) from duckdb_views() where schema_name = 'billing' "
                    "and view_name = 'final_cycles'").fetchall()[0][0]:
         con.execute("drop view billing.final_cycles")  # a table since billing_state copies it
     con.execute(DDL.replace("{details_type}", details_type))
-    # recorded before finals were told apart: written again once, then known
+    # recorded before finals were told apart: written again once, then known; before sizes were
+    # recorded, a file needs only exist
     con.execute("alter table billing.published_documents add column if not exists is_final boolean default false")
+    con.execute("alter table billing.published_documents add column if not exists json_bytes bigint")
+    con.execute("alter table billing.published_documents add column if not exists html_bytes bigint")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -276,6 +276,8 @@ def test_an_email_without_a_pdf_is_the_html_alone(stages, tmp_path):
     email_only = billing.model_copy(update={"delivery": billing.delivery.model_copy(update={"webhook": None})})
     inbox = stages["inbox"]
     sent_before = len(inbox.messages)
+    # the published JSON and HTML, without their PDFs
+    shutil.copytree(stages["workdir"] / "invoices", tmp_path / "no-pdfs-here", ignore=shutil.ignore_patterns("*.pdf"))
     with warehouse.connect(path) as con:
         report = deliver(con, worklist(con, email_only, tmp_path / "no-pdfs-here"), "run-without-pdfs")
     assert (report.delivered, report.skipped) == (1, 1)
@@ -422,14 +424,15 @@ def test_a_skipped_customer_is_sent_to_once_an_address_appears(stages, tmp_path)
     email_only = billing.model_copy(update={"delivery": billing.delivery.model_copy(update={"webhook": None})})
     inbox = stages["inbox"]
     sent_before = len(inbox.messages)
+    published = stages["workdir"] / "invoices"
     with warehouse.connect(path) as con:
-        assert worklist(con, email_only, tmp_path).due == []      # skipped once; not logged again
+        assert worklist(con, email_only, published).due == []      # skipped once; not logged again
         # customers.csv gains an address for cus_2 (as the next run's reference data would have it)
         con.execute("update marts.dim_customers set email = 'nobody@initech.example' where customer_id = 'cus_2'")
-        report = deliver(con, worklist(con, email_only, tmp_path), "run-refused")
+        report = deliver(con, worklist(con, email_only, published), "run-refused")
         assert report.failed == 1
         con.execute("update marts.dim_customers set email = 'ap@initech.example' where customer_id = 'cus_2'")
-        assert deliver(con, worklist(con, email_only, tmp_path), "run-fixed").delivered == 1
+        assert deliver(con, worklist(con, email_only, published), "run-fixed").delivered == 1
         rows = con.execute("select attempt, status, recipient, error from billing.delivery_actions "
                            "where invoice_id = 'acct_b/2026-10-01_cycle' and channel = 'email' "
                            "order by attempt, status <> 'sending'").fetchall()

@@ -2,6 +2,7 @@
 renders whatever optional fields are absent; the settings documents read (locale, payment terms)."""
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -82,36 +83,52 @@ def test_publishing_writes_only_changed_or_damaged_documents_and_removes_gone_on
 
     from dagster_project.invoicing.publishing import publish
 
-    documents = {"a/2026-10-01_cycle": ('{"total": "1.00"}', "<p>1.00</p>"),
-                 "b/2026-10-01_cycle": ('{"total": "2.00"}', "<p>2.00</p>")}
-    published: dict[str, str] = {}
+    directory = tmp_path / "invoices"
+    documents = {"a/2026-10-01_cycle": render_json(document_of()),
+                 "b/2026-10-01_cycle": render_json(document_of(charges=()))}
+    published: dict[str, tuple] = {}
 
-    def run(existing: set[str]):
+    def run(existing: set[str], locale: str = "en_US"):
         stamps = pl.DataFrame([
-            {"invoice_id": i, "digest": hashlib.md5((j + h).encode()).hexdigest(), "json_bytes": len(j.encode()),
-             "html_bytes": len(h.encode()), "published_digest": published.get(i), "is_final": False}
-            for i, (j, h) in sorted(documents.items())])
-        report = publish(tmp_path, stamps, lambda ids: [(i, *documents[i]) for i in ids], existing, set(published))
-        published.update({i: d for i, d, _ in report.rewritten.iter_rows()})
+            {"invoice_id": i, "digest": hashlib.md5((text + locale).encode()).hexdigest(),
+             "published_digest": published.get(i, (None,))[0], "json_bytes": published.get(i, (0, None))[1],
+             "html_bytes": published.get(i, (0, 0, None))[2], "is_final": False}
+            for i, text in sorted(documents.items())],
+            schema={"invoice_id": pl.String, "digest": pl.String, "published_digest": pl.String,
+                    "json_bytes": pl.Int64, "html_bytes": pl.Int64, "is_final": pl.Boolean})
+        report = publish(directory, stamps, lambda ids: [(i, documents[i]) for i in ids], existing, set(published),
+                         None, locale)
+        published.update({i: (d, j, h) for i, d, _, j, h in report.rewritten.iter_rows()})
         return report
+
+    def html(invoice_id: str) -> str:
+        return (directory / f"{invoice_id}.html").read_text()
 
     first = run(set(documents))
     assert (first.written, first.unchanged, first.removed) == (4, 0, 0)
-    assert (tmp_path / "b" / "2026-10-01_cycle.html").read_text() == "<p>2.00</p>"
+    # the JSON as stored, the HTML rendered from it
+    assert (directory / "b" / "2026-10-01_cycle.json").read_text() == documents["b/2026-10-01_cycle"]
+    assert html("b/2026-10-01_cycle") == render_html(json.loads(documents["b/2026-10-01_cycle"]),
+                                                     template_environment(None), "en_US")
+    assert published["a/2026-10-01_cycle"][1:] == ((directory / "a" / "2026-10-01_cycle.json").stat().st_size,
+                                                   (directory / "a" / "2026-10-01_cycle.html").stat().st_size)
     again = run(set(documents))
     assert (again.written, again.unchanged) == (0, 4)
-    (tmp_path / "a" / "2026-10-01_cycle.json").unlink()  # a damaged directory is repaired
-    documents["b/2026-10-01_cycle"] = ('{"total": "3.00"}', "<p>3.00</p>")  # a draft that changed
+    (directory / "a" / "2026-10-01_cycle.json").unlink()  # a damaged directory is repaired
+    (directory / "a" / "2026-10-01_cycle.html").write_text("<p>cut sho")
+    documents["b/2026-10-01_cycle"] = documents["b/2026-10-01_cycle"].replace('"12.60"', '"13.60"')  # a draft changed
     repaired = run(set(documents))
     assert (repaired.written, repaired.unchanged) == (4, 0)
-    assert (tmp_path / "b" / "2026-10-01_cycle.json").read_text() == '{"total": "3.00"}'
+    assert "$13.60" in html("b/2026-10-01_cycle") and "$12.60" in html("a/2026-10-01_cycle")
+    assert sorted(run(set(documents), "de_DE").rewritten["invoice_id"]) == sorted(documents)  # shown otherwise
+    assert "12,60\xa0$" in html("a/2026-10-01_cycle")
     gone = documents.pop("b/2026-10-01_cycle")  # a draft whose cycle went away
-    assert run({"a/2026-10-01_cycle"}).removed_ids == ["b/2026-10-01_cycle"]
-    assert not (tmp_path / "b" / "2026-10-01_cycle.json").exists()
+    assert run({"a/2026-10-01_cycle"}, "de_DE").removed_ids == ["b/2026-10-01_cycle"]
+    assert not (directory / "b" / "2026-10-01_cycle.json").exists()
     documents["b/2026-10-01_cycle"] = gone
     published.clear()  # a directory with no record of what it holds is listed
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "2026-09-01_cycle.json").write_text("{}")
+    (directory / "c").mkdir()
+    (directory / "c" / "2026-09-01_cycle.json").write_text("{}")
     assert run(set(documents)).removed_ids == ["c/2026-09-01_cycle"]
 
 

@@ -117,8 +117,14 @@ class EmailChannel:
     def recipient(self, document: Document) -> str:
         return ", ".join(self.addresses(document))
 
-    def message(self, document: Document, key: str, html_text: str) -> EmailMessage:
-        """Message-ID is made of the idempotency key: a repeat is recognizable as the same message."""
+    def message(self, document: Document, key: str) -> EmailMessage:
+        """The published HTML as the message, the PDF attached. Message-ID is made of the idempotency
+        key: a repeat is recognizable as the same message."""
+        html_file = document_path(self.invoices_dir, document.invoice_id, ".html")
+        try:
+            html_text = html_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DeliveryFailed(f"{html_file} is missing: `tally run` publishes it again") from None
         pdf_file = document_path(self.invoices_dir, document.invoice_id, ".pdf")
         pdf = pdf_file.read_bytes() if pdf_file.exists() else None
         digits = minor_unit_digits(document.currency)
@@ -144,8 +150,8 @@ class EmailChannel:
                                    filename=f"{document.invoice_number}.pdf")
         return message
 
-    def send(self, document: Document, key: str, json_text: str, html_text: str) -> str:
-        data = self.message(document, key, html_text).as_bytes()
+    def send(self, document: Document, key: str, json_text: str) -> str:
+        data = self.message(document, key).as_bytes()
         smtp = self._connection()
         try:
             return self._transmit(smtp, self.addresses(document), data)
@@ -229,7 +235,7 @@ class WebhookChannel:
     def recipient(self, document: Document) -> str:
         return self.settings.url
 
-    def send(self, document: Document, key: str, json_text: str, html_text: str) -> str:
+    def send(self, document: Document, key: str, json_text: str) -> str:
         secret = _secret(self.environ, self.settings.secret_env, "delivery.webhook.secret_env")
         body = json_text.encode("utf-8")
         url = urlsplit(self.settings.url)

@@ -117,7 +117,7 @@ def deliver(con: duckdb.DuckDBPyConnection, work: Worklist, run_id: str,
     a delivery that goes wrong: it is logged as failed and retried by a later run."""
     counts: Counter[str] = Counter()
     unavailable: dict[str, str] = {}
-    texts: tuple[str, tuple[str, str]] | None = None   # the current document's, shared by its channels
+    texts: tuple[str, str] | None = None   # the current document's JSON, shared by its channels
     try:
         for due in work.due:
             channel = work.channels[due.channel]
@@ -130,9 +130,9 @@ def deliver(con: duckdb.DuckDBPyConnection, work: Worklist, run_id: str,
             else:
                 invoice_id = due.document.invoice_id
                 if texts is None or texts[0] != invoice_id:
-                    texts = (invoice_id, log.document_texts(con, invoice_id))
+                    texts = (invoice_id, log.document_json(con, invoice_id))
                 log.record(con, _action(run_id, due, channel, "sending", started))
-                outcome = _send(channel, due, *texts[1])
+                outcome = _send(channel, due, texts[1])
                 if outcome.status == "failed" and outcome.unavailable:
                     unavailable[due.channel] = f"{due.channel}: {outcome.error}"
                 log.record(con, _action(run_id, due, channel, outcome.status, started, _now(),
@@ -155,9 +155,9 @@ class _Outcome:
     unavailable: bool = False
 
 
-def _send(channel: Channel, due: Due, json_text: str, html_text: str) -> _Outcome:
+def _send(channel: Channel, due: Due, json_text: str) -> _Outcome:
     try:
-        response = channel.send(due.document, due.key, json_text, html_text)
+        response = channel.send(due.document, due.key, json_text)
     except DeliveryFailed as exc:
         return _Outcome("failed", error=str(exc), unavailable=isinstance(exc, ChannelUnavailable))
     except Exception as exc:  # a fault in one send is logged and retried; it must not stop the others

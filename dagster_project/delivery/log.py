@@ -96,8 +96,6 @@ def candidates(con: duckdb.DuckDBPyConnection, channels: list[str], issued_from:
             for row in rows]
 
 
-def document_texts(con: duckdb.DuckDBPyConnection, invoice_id: str) -> tuple[str, str]:
-    """The published JSON and HTML of a document."""
-    json_text, html_text = con.execute("select document_json, document_html from billing.invoices "
-                                       "where invoice_id = ?", [invoice_id]).fetchall()[0]
-    return json_text, html_text
+def document_json(con: duckdb.DuckDBPyConnection, invoice_id: str) -> str:
+    """The published JSON of a document."""
+    return con.execute("select document_json from billing.invoices where invoice_id = ?", [invoice_id]).fetchall()[0][0]

@@ -1,4 +1,4 @@
-"""One billing run over a range of billing months: rate, assemble, finalize, render.
+"""One billing run over a range of billing months: rate, assemble, finalize, make the documents.
 
 A billing month is the month of an invoice's issue date. Invoices are numbered and (with issue 3)
 draw credits in issue-date order, so processing months in order processes invoices in order.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
@@ -26,16 +25,8 @@ from dagster_project.invoicing.corrections import (
     restatements_due,
     void_credit_notes,
     with_correction_columns,
-    with_correction_fields,
 )
-from dagster_project.invoicing.documents import (
-    compact_json,
-    detail_rows,
-    details_json,
-    invoice_document,
-    render_html_documents,
-    render_json,
-)
+from dagster_project.invoicing.documents import DocumentSettings, details_json, with_documents
 from dagster_project.invoicing.finalization import finalize, last_sequences
 from dagster_project.invoicing.kinds import NOTE_KINDS
 from dagster_project.money import WORK, minor_unit_digits
@@ -168,9 +159,8 @@ def rate(catalog: Catalog, due: pl.LazyFrame, meter_usage: pl.DataFrame,
 
 def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.DataFrame, usage: pl.DataFrame,
           accounts: pl.DataFrame, ledgers: Ledgers, stored: pl.DataFrame, customers: pl.DataFrame,
-          current_batch: int | None, template_dir: Path | None = None,
-          history: InvoiceHistory | None = None) -> BillingResult:
-    """Assemble, finalize and render the invoices due from their rated lines, and the notes.
+          current_batch: int | None, history: InvoiceHistory | None = None) -> BillingResult:
+    """Assemble and finalize the invoices due from their rated lines, and the notes, with their JSON documents.
 
     usage: cycle_id, meter_name, quantity, event_count (rule variables); accounts: every column of
     accounts.csv as text; current_batch: the latest event load batch, which a newly final invoice
@@ -211,15 +201,13 @@ def issue(catalog: Catalog, span: BillingRange, due: pl.LazyFrame, lines: pl.Dat
         notes = combined(voids, late_event_notes(catalog.billing, restated, restatements.lines, history, span.as_of))
     notes = number_notes(notes, catalog.billing, stored, span.as_of, current_batch)
     # each line's breakdown as JSON once: the warehouse keeps it, the documents are built from it
-    details = [detail_rows(text) for text in assembled.lines.select(details_json(pl.col("details"))).to_series()]
-    details += [detail_rows(text) for text in notes.lines["details_json"]]
-    lines = pl.concat([assembled.lines.with_columns(
-        pl.Series("details_json", [compact_json(rows) for rows in details[:assembled.lines.height]],
-                  dtype=pl.String)).drop("details"), notes.lines], how="diagonal_relaxed")
+    lines = pl.concat([assembled.lines.with_columns(details_json(pl.col("details")).alias("details_json"))
+                       .drop("details"), notes.lines], how="diagonal_relaxed")
     headers = pl.concat([headers, notes.headers], how="diagonal_relaxed")
     charges = pl.concat([assembled.charges, notes.charges], how="diagonal_relaxed")
     credit_draws = pl.concat([assembled.credit_draws, notes.credit_draws], how="diagonal_relaxed")
-    headers = _with_documents(catalog, headers, lines, details, charges, credit_draws, customers, template_dir)
+    headers, lines = with_documents(headers, lines, charges, credit_draws, customers, DocumentSettings(
+        catalog.billing.issuer, catalog.billing.payment_terms_days, _units(catalog)))
     finals = headers.filter((pl.col("status") == "final") & ~pl.col("kind").is_in(NOTE_KINDS))
     wallet_draws = pl.concat([finals.filter(pl.col("wallet_applied_amount") > 0).select(
         "invoice_id", "account_id", pl.col("issue_date").alias("draw_date"),
@@ -234,50 +222,6 @@ _NOTHING_DRAWN = Ledgers(
     credits_drawn=pl.DataFrame(schema={"grant_id": pl.String, "amount": WORK}),
     topups=pl.DataFrame(schema={"account_id": pl.String, "amount": WORK, "topup_date": pl.Date}),
     wallet_drawn=pl.DataFrame(schema={"account_id": pl.String, "amount": WORK}))
-
-
-def _with_documents(catalog: Catalog, headers: pl.DataFrame, lines: pl.DataFrame, details: list[list[dict]],
-                    charges: pl.DataFrame, credit_draws: pl.DataFrame, customers: pl.DataFrame,
-                    template_dir: Path | None) -> pl.DataFrame:
-    """Render each invoice's and note's JSON and HTML (one document each: the output is per document).
-    A note shows the credit it returns as it shows every amount: positive, in its own direction.
-    A customer's payment_terms_days replaces the configured terms."""
-    customers = {row["customer_id"]: row for row in customers.iter_rows(named=True)}
-    units = _units(catalog)
-
-    def payment_terms_days(customer_id: str | None) -> int:
-        terms = (customers.get(customer_id) or {}).get("payment_terms_days")
-        return catalog.billing.payment_terms_days if terms is None else terms
-
-    def by_invoice(frame: pl.DataFrame, order: str) -> dict[str, list[dict]]:
-        grouped: dict[str, list[dict]] = {}
-        for row in frame.sort("invoice_id", order).iter_rows(named=True):
-            grouped.setdefault(row["invoice_id"], []).append(row)
-        return grouped
-
-    lines = by_invoice(lines.with_columns(pl.Series("details", details, dtype=pl.Object)), "line_number")
-    charges = by_invoice(charges, "charge_number")
-    draws = by_invoice(credit_draws.with_columns(pl.col("amount").abs()), "draw_number")
-    documents = [
-        with_correction_fields(
-            invoice_document(header, lines.get(header["invoice_id"], []), charges.get(header["invoice_id"], []),
-                             catalog.billing.issuer,
-                             _customer(customers.get(header["customer_id"]), header["customer_id"]),
-                             credit_draws=draws.get(header["invoice_id"], []),
-                             payment_terms_days=payment_terms_days(header["customer_id"]), units=units), header)
-        for header in headers.iter_rows(named=True)]
-    return headers.with_columns(
-        pl.Series("document_json", [render_json(document) for document in documents], dtype=pl.String),
-        pl.Series("document_html", render_html_documents(documents, template_dir, catalog.billing.locale),
-                  dtype=pl.String))
-
-
-def _customer(row: dict | None, customer_id: str | None) -> dict:
-    if row is None:
-        return {"customer_id": customer_id}
-    customer = {"customer_id": row["customer_id"], "name": row["customer_name"], "email": row["email"],
-                "address": row["address"], "tax_id": row["tax_id"]}
-    return {k: v for k, v in customer.items() if v is not None}
 
 
 def _units(catalog: Catalog) -> dict[str, str]:

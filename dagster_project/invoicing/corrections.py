@@ -336,15 +336,3 @@ def number_notes(notes: Notes, settings: BillingSettings, stored: pl.DataFrame, 
                  charges=renamed(notes.charges), credit_draws=renamed(notes.credit_draws),
                  wallet_draws=renamed(notes.wallet_draws))
 
-
-def with_correction_fields(document: dict, header: dict) -> dict:
-    """A note names the invoice it corrects, an invoice issued by a void the one it replaces, both
-    why: right after the document's kind."""
-    fields = {name: header.get(column) for name, column in (
-        ("adjusts_invoice_number", "adjusts_invoice_number"), ("replaces_invoice_number", "replaces_invoice_number"),
-        ("reason", "adjustment_reason")) if header.get(column) is not None}
-    if not fields:
-        return document
-    items = list(document.items())
-    at = [key for key, _ in items].index("kind") + 1
-    return dict(items[:at] + list(fields.items()) + items[at:])

@@ -1,14 +1,14 @@
 """Invoice documents: the invoice JSON and its HTML rendering (jinja2, overridable).
 
-Documents are rendered once per invoice state and stored with the invoice; a final invoice's
+The JSON document is made once per invoice state and stored with the invoice; a final invoice's
 stored bytes are what every later run publishes, so a rerun reproduces it byte for byte. The
-HTML shows presentation.present's view of the JSON, as the PDF does (pdf.py).
+HTML is rendered from the JSON when it is published (publishing.py) and shows
+presentation.present's view of it, as the PDF does (pdf.py).
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
+import hashlib
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import polars as pl
 from dagster_project.catalog.models import Issuer
 from dagster_project.invoicing.presentation import due_date, present
 from dagster_project.money import format_money, format_quantity
+from dagster_project.parallel import map_in_processes, worker_count
 from dagster_project.rating.usage import DETAIL_FIELDS
 
 DEFAULT_TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -138,32 +139,116 @@ def render_html(document: dict, environment: jinja2.Environment, locale: str) ->
     return environment.get_template(TEMPLATE_NAME).render(invoice=document, view=present(document, locale))
 
 
-# Below this many documents one process renders them all; above it, one process per core (a pool
-# costs about a second to start, and an HTML document, its money formatted, about 0.65 ms).
+def html_rendering(template_dir: Path | None, locale: str) -> str:
+    """What a document's HTML depends on besides its JSON: the template, the presentation and the locale."""
+    search = template_dir / TEMPLATE_NAME if template_dir and (template_dir / TEMPLATE_NAME).exists() else None
+    template = (search or DEFAULT_TEMPLATE_DIR / TEMPLATE_NAME).read_bytes()
+    presentation = Path(__file__).with_name("presentation.py").read_bytes()
+    return hashlib.md5(template + presentation + locale.encode()).hexdigest()
+
+
+def with_correction_fields(document: dict, header: dict) -> dict:
+    """A note names the invoice it corrects, an invoice issued by a void the one it replaces, both
+    why: right after the document's kind."""
+    fields = {name: header.get(column) for name, column in (
+        ("adjusts_invoice_number", "adjusts_invoice_number"), ("replaces_invoice_number", "replaces_invoice_number"),
+        ("reason", "adjustment_reason")) if header.get(column) is not None}
+    if not fields:
+        return document
+    items = list(document.items())
+    at = [key for key, _ in items].index("kind") + 1
+    return dict(items[:at] + list(fields.items()) + items[at:])
+
+
+@dataclass(frozen=True)
+class DocumentSettings:
+    issuer: Issuer
+    payment_terms_days: int       # billing.yaml's; a customer's own replace them
+    units: dict[str, str]         # billable item -> the unit of its quantity
+
+
+# Below this many documents one process makes them all; above it, one process per core (starting
+# the workers costs about a second, a document about 0.15 ms).
 PARALLEL_FROM = 5000
-_WORKER_ENVIRONMENT: jinja2.Environment | None = None
-_WORKER_LOCALE: str | None = None
+_CHUNKS_PER_WORKER = 8
+_CUSTOMER_COLUMNS = {"customer_name": "customer_name", "email": "customer_email", "address": "customer_address",
+                     "tax_id": "customer_tax_id", "payment_terms_days": "customer_payment_terms_days"}
 
 
-def render_html_documents(documents: list[dict], template_dir: Path | None, locale: str) -> list[str]:
-    """Every document's HTML, in order; on every core when there are many."""
-    processes = os.cpu_count() or 1
-    if len(documents) < PARALLEL_FROM or processes < 2:
-        environment = template_environment(template_dir)
-        return [render_html(document, environment, locale) for document in documents]
-    size = -(-len(documents) // (processes * 4))
-    chunks = [documents[i:i + size] for i in range(0, len(documents), size)]
-    # forkserver: the pipeline's process holds DuckDB's threads, which a plain fork must not copy
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
-                             initargs=(template_dir, locale)) as pool:
-        return [html for rendered in pool.map(_render_chunk, chunks) for html in rendered]
+def with_documents(headers: pl.DataFrame, lines: pl.DataFrame, charges: pl.DataFrame, credit_draws: pl.DataFrame,
+                   customers: pl.DataFrame, settings: DocumentSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every invoice's and note's JSON document (headers, sorted by invoice_id, get document_json),
+    and each line's breakdown as compact JSON without the fields its kind leaves empty (lines,
+    sorted by invoice_id and line_number: details_json rewritten). lines.details_json may hold
+    nulls for those fields (as Polars encodes a breakdown). A note shows the credit it returns as
+    it shows every amount: positive, in its own direction. customers: dim_customers' columns."""
+    headers = headers.join(customers.select("customer_id", *_CUSTOMER_COLUMNS).rename(_CUSTOMER_COLUMNS),
+                           on="customer_id", how="left").sort("invoice_id")
+    parts = _chunks(headers, lines.sort("invoice_id", "line_number"), charges.sort("invoice_id", "charge_number"),
+                    credit_draws.with_columns(pl.col("amount").abs()).sort("invoice_id", "draw_number"), settings)
+    if headers.height < PARALLEL_FROM or worker_count() < 2:
+        results = [_documents_of(part) for part in parts]
+    else:
+        results = list(map_in_processes(_documents_of, parts))
+    documents = [text for texts, _ in results for text in texts]
+    details = [text for _, texts in results for text in texts]
+    return (headers.drop(list(_CUSTOMER_COLUMNS.values())).with_columns(
+                pl.Series("document_json", documents, dtype=pl.String)),
+            lines.sort("invoice_id", "line_number").with_columns(pl.Series("details_json", details, dtype=pl.String)))
 
 
-def _start_worker(template_dir: Path | None, locale: str) -> None:
-    global _WORKER_ENVIRONMENT, _WORKER_LOCALE
-    _WORKER_ENVIRONMENT, _WORKER_LOCALE = template_environment(template_dir), locale
+def _chunks(headers: pl.DataFrame, lines: pl.DataFrame, charges: pl.DataFrame, draws: pl.DataFrame,
+            settings: DocumentSettings):
+    """Consecutive runs of invoices with their lines, charges and draws (every frame sorted by invoice_id)."""
+    size = max(1, -(-headers.height // (worker_count() * _CHUNKS_PER_WORKER)))
+    for start in range(0, max(headers.height, 1), size):
+        part = headers.slice(start, size)
+        if part.is_empty():
+            yield part, lines.clear(), charges.clear(), draws.clear(), settings
+            return
+        first, last = part["invoice_id"][0], part["invoice_id"][-1]
+        yield (part, *(_rows_between(frame, first, last) for frame in (lines, charges, draws)), settings)
 
 
-def _render_chunk(documents: list[dict]) -> list[str]:
-    return [render_html(document, _WORKER_ENVIRONMENT, _WORKER_LOCALE) for document in documents]
+def _rows_between(frame: pl.DataFrame, first: str, last: str) -> pl.DataFrame:
+    """The rows of invoices first to last of a frame sorted by invoice_id."""
+    ids = frame["invoice_id"]
+    low, high = ids.search_sorted(first, side="left"), ids.search_sorted(last, side="right")
+    return frame.slice(low, high - low)
+
+
+def _documents_of(part) -> tuple[list[str], list[str]]:
+    """The JSON documents of a run of invoices, and their lines' breakdowns (in the frames' order)."""
+    headers, lines, charges, draws, settings = part
+
+    def by_invoice(frame: pl.DataFrame) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for row in frame.iter_rows(named=True):
+            grouped.setdefault(row["invoice_id"], []).append(row)
+        return grouped
+
+    details = []
+    grouped_lines = by_invoice(lines)
+    for rows in grouped_lines.values():
+        for line in rows:
+            line["details"] = detail_rows(line["details_json"])
+            details.append(compact_json(line["details"]))
+    grouped_charges, grouped_draws = by_invoice(charges), by_invoice(draws)
+    documents = []
+    for header in headers.iter_rows(named=True):
+        invoice_id = header["invoice_id"]
+        terms = header["customer_payment_terms_days"]
+        document = invoice_document(header, grouped_lines.get(invoice_id, []), grouped_charges.get(invoice_id, []),
+                                    settings.issuer, _customer(header), credit_draws=grouped_draws.get(invoice_id, []),
+                                    payment_terms_days=settings.payment_terms_days if terms is None else terms,
+                                    units=settings.units)
+        documents.append(render_json(with_correction_fields(document, header)))
+    return documents, details
+
+
+def _customer(header: dict) -> dict:
+    """The customer block: what dim_customers has of the invoice's customer (its id at least)."""
+    customer = {"customer_id": header["customer_id"], "name": header["customer_name"],
+                "email": header["customer_email"], "address": header["customer_address"],
+                "tax_id": header["customer_tax_id"]}
+    return {k: v for k, v in customer.items() if v is not None}

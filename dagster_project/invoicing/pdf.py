@@ -20,10 +20,8 @@ PDF of a draft that went away is removed.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import typst
 
 from dagster_project.invoicing.presentation import present
 from dagster_project.invoicing.publishing import document_path, write_atomically
+from dagster_project.parallel import map_in_processes, worker_count
 
 TEMPLATE = Path(__file__).parent / "templates" / "invoice.typ"
 SUFFIX = ".pdf"
@@ -40,7 +39,6 @@ SUFFIX = ".pdf"
 # the workers costs about a second, a document about 7 ms).
 PARALLEL_FROM = 200
 _CHUNK = 50
-_IN_FLIGHT_PER_WORKER = 4
 
 
 class PdfRenderer:
@@ -116,28 +114,12 @@ Written = list[tuple[str, str, int]]  # invoice_id, digest, bytes written
 
 
 def _render_all(invoices_dir: Path, jobs: Iterator[Job], count: int, locale: str) -> Iterator[Written]:
-    """Render and write every job, in chunks; on every core when there are many, holding only a
-    few chunks in memory at a time."""
-    processes = os.cpu_count() or 1
-    if count == 0:
-        return
-    if count < PARALLEL_FROM or processes < 2:
-        renderer = PdfRenderer(locale)
-        for chunk in _chunks(jobs):
-            yield _render_chunk(invoices_dir, chunk, renderer)
-        return
-    # forkserver: the pipeline's process holds DuckDB's threads, which a plain fork must not copy
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
-                             initargs=(locale,)) as pool:
-        pending: set[Future] = set()
-        for chunk in _chunks(jobs):
-            if len(pending) >= processes * _IN_FLIGHT_PER_WORKER:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-            pending.add(pool.submit(_render_in_worker, invoices_dir, chunk))
-        for future in pending:
-            yield future.result()
+    """Render and write every job, in chunks; on every core when there are many."""
+    chunks = ((invoices_dir, chunk) for chunk in _chunks(jobs))
+    if count < PARALLEL_FROM or worker_count() < 2:
+        _start_renderer(locale)
+        return map(_render_chunk, chunks)
+    return map_in_processes(_render_chunk, chunks, initializer=_start_renderer, initargs=(locale,))
 
 
 def _chunks(jobs: Iterator[Job]) -> Iterator[list[Job]]:
@@ -151,22 +133,21 @@ def _chunks(jobs: Iterator[Job]) -> Iterator[list[Job]]:
         yield chunk
 
 
-def _render_chunk(invoices_dir: Path, chunk: list[Job], renderer: PdfRenderer) -> Written:
+_RENDERER: PdfRenderer | None = None
+
+
+def _start_renderer(locale: str) -> None:
+    global _RENDERER
+    _RENDERER = PdfRenderer(locale)
+
+
+def _render_chunk(work: tuple[Path, list[Job]]) -> Written:
+    invoices_dir, chunk = work
     written = []
     for invoice_id, digest, text in chunk:
-        pdf = renderer.render(orjson.loads(text))
-        write_atomically(document_path(invoices_dir, invoice_id, SUFFIX), pdf)
+        pdf = _RENDERER.render(orjson.loads(text))
+        path = document_path(invoices_dir, invoice_id, SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, pdf)
         written.append((invoice_id, digest, len(pdf)))
     return written
-
-
-_WORKER_RENDERER: PdfRenderer | None = None
-
-
-def _start_worker(locale: str) -> None:
-    global _WORKER_RENDERER
-    _WORKER_RENDERER = PdfRenderer(locale)
-
-
-def _render_in_worker(invoices_dir: Path, chunk: list[Job]) -> Written:
-    return _render_chunk(invoices_dir, chunk, _WORKER_RENDERER)

@@ -40,7 +40,7 @@ def invoices(context: dg.AssetExecutionContext, catalog: PricingCatalogResource,
                                             restated["restates_invoice_id"].to_list())
         result = issue(loaded, span, due, store.rated_lines(con, first, last), store.closed_meter_usage(con),
                        store.account_attributes(con), store.ledgers(con, first), stored, store.customers(con),
-                       store.current_batch(con), catalog.directory / "templates", history)
+                       store.current_batch(con), history)
         store.save_invoices(con, result, first, last, held)
         is_note = pl.col("kind").is_in(NOTE_KINDS)
         by_status = dict(result.invoices.filter(~is_note).group_by("status").len().iter_rows())

@@ -13,6 +13,7 @@ from dagster_project import run_inputs
 from dagster_project.defs.partitions import INPUTS_TAG, billing_months, month_range
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, PricingCatalogResource, WarehouseResource
+from dagster_project.invoicing.documents import html_rendering
 from dagster_project.invoicing.pdf import PdfReport, publish_pdfs, rendering_fingerprint
 from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
 from dagster_project.publication import publication_for
@@ -24,11 +25,14 @@ from dagster_project.publication import publish as publish_warehouse
           deps=[dg.AssetKey(["marts", "fct_invoices"]), dg.AssetKey(["marts", "fct_invoice_lines"]),
                 dg.AssetKey(["marts", "event_pipeline_log"])],
           description="Commits the run's final invoices (numbers and draws become permanent), then writes "
-                      "<account_id>/<period_start>_<kind>.json and .html under TALLY_INVOICES_DIR.")
+                      "<account_id>/<period_start>_<kind>.json (the stored document) and .html (rendered from "
+                      "it) under TALLY_INVOICES_DIR.")
 def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                       invoices_dir: InvoicesDirectoryResource) -> dg.MaterializeResult:
+                       invoices_dir: InvoicesDirectoryResource,
+                       catalog: PricingCatalogResource) -> dg.MaterializeResult:
     first, last = month_range(context)
     directory = invoices_dir.directory
+    template_dir, locale = catalog.directory / "templates", catalog.load().billing.locale
     with warehouse.connect() as con:
         existing = store.invoice_ids(con)
         try:
@@ -36,10 +40,11 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         except UnsafePath as exc:
             raise dg.Failure(description=str(exc)) from None
         committed = store.commit(con)
-        stamps = store.document_stamps(con, str(directory), first, last)
+        stamps = store.document_stamps(con, str(directory), first, last, html_rendering(template_dir, locale))
         with progress(context, "publishing", total=stamps.height) as stage:
-            published = publish(directory, stamps, lambda ids: store.document_texts(con, ids), existing,
-                                 store.published_ids(con, str(directory)), on_document=stage.advance)
+            published = publish(directory, stamps, lambda ids: store.document_jsons(con, ids), existing,
+                                 store.published_ids(con, str(directory)), template_dir, locale,
+                                 on_document=stage.advance)
             store.record_published(con, str(directory), published.rewritten, published.removed_ids)
             stage.done(f"{committed:,} invoice(s) made final; {stamps.height:,} invoices to {directory} "
                        f"({published.written:,} files written, {published.unchanged:,} unchanged, "

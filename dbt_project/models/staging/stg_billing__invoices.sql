@@ -7,4 +7,4 @@ with source as (
 
 )
 
-select * exclude (document_json, document_html, is_committed) from source
+select * exclude (document_json, is_committed) from source
