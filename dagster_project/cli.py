@@ -389,7 +389,8 @@ def _print_summary(warehouse_path: Path) -> bool:
 
     con = duckdb.connect(str(warehouse_path), read_only=True)
     try:
-        counts = con.execute("select status, count(*) from marts.event_pipeline_log group by status "
+        # int_events holds the statuses of marts.event_pipeline_log, which joins invoices to every event
+        counts = con.execute("select status, count(*) from intermediate.int_events group by status "
                              "order by count(*) desc, status").fetchall()
         problems = con.execute("select account_id, problem from raw.reference_problems "
                                "order by account_id nulls last, file_name, line_number").fetchall()

@@ -87,16 +87,19 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
 
     published_run = previous.get("metered_run", 0)
     partitions = dict(previous.get("event_partitions", {}))
+    # literals, not parameters: DuckDB then skips the row groups of earlier runs and batches unread
     changed = con.execute(f"select distinct batch_id, {bucket_sql('account_id')} from intermediate.int_events "
-                          f"where metered_run > ?", [published_run]).fetchall()
+                          f"where metered_run > {int(published_run)}").fetchall()
     if changed:
         con.execute("create or replace temp table changed_partitions (batch_id integer, bucket ubigint)")
         con.executemany("insert into changed_partitions values (?, ?)", changed)
+        batches = ", ".join(str(int(batch_id)) for batch_id in sorted({batch_id for batch_id, _ in changed}))
         con.execute(f"""
             copy (
                 select {_EVENT_COLUMNS}, {bucket_sql('account_id')} as bucket
                 from intermediate.int_events
-                where (batch_id, {bucket_sql('account_id')}) in (select (batch_id, bucket) from changed_partitions)
+                where batch_id in ({batches})
+                  and (batch_id, {bucket_sql('account_id')}) in (select (batch_id, bucket) from changed_partitions)
             ) to '{folder / "events"}' (format parquet, partition_by (batch_id, bucket))""")
         for batch_id, bucket in changed:
             partitions[f"{batch_id}/{bucket}"] = str(folder / "events" / f"batch_id={batch_id}" / f"bucket={bucket}")

@@ -18,7 +18,7 @@ metered as (
 
     select cycle_id, meter_name, sum(meter_value) as value_sum, count(*) as events
     from {{ ref('int_events_metered') }}
-    where cycle_id in (select cycle_id from recomputed)
+    where cycle_id in (select cycle_id from recomputed) and {{ within_recomputed_periods() }}
     group by cycle_id, meter_name
 
 )

@@ -143,9 +143,10 @@ def _release_warehouse() -> None:
 
 
 def _failure_line(node_result) -> str:
-    """What failed, where, in one line: a test with its failing row count, a model with its error."""
+    """What failed, where, in one line: a test with its failing row count, a model (or a test that
+    could not run) with its error."""
     node = node_result.node
-    if node.resource_type == "test":
+    if node.resource_type == "test" and str(node_result.status) == "fail":
         return f"dbt test {node.name} failed: {node_result.failures or 'some'} row(s) break it"
     lines = [line.strip() for line in (node_result.message or "").splitlines() if line.strip()]
     # dbt's message opens with "Runtime Error in model <name> (<path>)"; what went wrong follows

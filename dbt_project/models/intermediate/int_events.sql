@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_row_id') }}
+-- depends_on: {{ ref('int_metering_scope') }}, {{ ref('int_touched_accounts') }}
 -- One row and one status per loaded event line (README), with the cycle it belongs to and the
 -- value it gives each meter of its plan that counts it. Built incrementally: a run computes only
 -- the events of the batches loaded since the last checkpoint and every event of the accounts
@@ -14,24 +15,11 @@
 -- The meters' SQL is compiled from pricing_config/ and read at execution time (usage_meters()).
 {%- set meters = usage_meters() | selectattr('plan_names') | list %}
 
-with scope as (
-
-    select * from {{ ref('int_metering_scope') }}
-
-),
-
-touched_accounts as (
-
-    select * from {{ ref('int_touched_accounts') }}
-
-),
-
-events as (
+with events as (
 
     select * from {{ ref('stg_raw__events') }}
     {% if is_incremental() %}
-    where batch_id > (select from_batch from scope)
-       or account_id in (select account_id from touched_accounts)
+    where {{ in_metering_scope() }}
     {% endif %}
 
 ),

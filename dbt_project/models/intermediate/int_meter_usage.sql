@@ -5,7 +5,7 @@
              ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
              ~ "{{ ref('int_touched_accounts') }}){% endif %}"
 ) }}
--- depends_on: {{ ref('int_touched_accounts') }}
+-- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct
 -- count, or latest value; see the README) and event_count, over the cycle's metered events.
 -- Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles from all of their
@@ -25,6 +25,7 @@ events as (
     where status = 'metered'
     {% if is_incremental() %}
       and cycle_id in (select cycle_id from cycles_to_compute)
+      and {{ within_recomputed_periods() }}
     {% endif %}
 
 ),

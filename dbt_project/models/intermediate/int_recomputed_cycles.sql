@@ -2,13 +2,7 @@
 -- this run, every cycle of an account whose metering state changed, and the cycles issued in the
 -- billing months a backfill asks for (vars recompute_from_month / recompute_to_month). Meters of
 -- every other cycle are kept as they are.
-with scope as (
-
-    select * from {{ ref('int_metering_scope') }}
-
-),
-
-touched_accounts as (
+with touched_accounts as (
 
     select * from {{ ref('int_touched_accounts') }}
 
@@ -31,7 +25,7 @@ of_events as (
     select distinct cycle_id
     from events
     where cycle_id is not null
-      and (batch_id > (select from_batch from scope) or account_id in (select account_id from touched_accounts))
+      and {{ in_metering_scope() }}
 
 ),
 

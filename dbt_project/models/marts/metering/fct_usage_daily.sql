@@ -5,7 +5,7 @@
              ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
              ~ "{{ ref('int_touched_accounts') }}){% endif %}"
 ) }}
--- depends_on: {{ ref('int_touched_accounts') }}
+-- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x UTC day, for dashboards. Each day is aggregated the meter's own way (a
 -- day's UNIQUE_COUNT is that day's distinct values); days of UNIQUE_COUNT, MAX and LATEST
 -- meters do not add up to the cycle's quantity, which is fct_meter_usage's. Incremental by
@@ -24,6 +24,7 @@ events as (
     where status = 'metered'
     {% if is_incremental() %}
       and cycle_id in (select cycle_id from cycles_to_compute)
+      and {{ within_recomputed_periods() }}
     {% endif %}
 
 ),
