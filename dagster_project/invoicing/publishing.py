@@ -1,10 +1,10 @@
 """Publish invoice documents under TALLY_INVOICES_DIR as <account_id>/<period_start>_<kind>.json|.html.
 
 The JSON is the stored document, written as it is; the HTML is rendered from it here, in worker
-processes when there are many, and this process writes both files. Files are written only when their document changed
-(billing.published_documents records what each directory holds, with the files' sizes), and the
-files of an invoice that no longer exists (a draft whose cycle went away) are removed, so the
-directory mirrors billing.invoices.
+processes when there are many, and this process writes both files. Files are written only when
+their document changed (billing.published_documents records what each directory holds, with the
+files' sizes), and the files of an invoice that no longer exists (a draft whose cycle went away)
+are removed, so the directory mirrors billing.invoices.
 """
 from __future__ import annotations
 
