@@ -35,10 +35,6 @@ from dagster_project.delivery.channels import idempotency_key, signature
 from dagster_project.invoicing.publishing import document_path
 from tests.conftest import CASES, TALLY, query_file, run_tally
 
-# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("delivery")
-
-
 SECRET = "whsec-test-3f9a"
 LOG_COLUMNS = ("invoice_id", "invoice_number", "channel", "idempotency_key", "attempt", "status", "recipient",
                "response", "error", "run_id", "started_at", "finished_at")
@@ -141,8 +137,6 @@ def log_rows(warehouse_path) -> list[dict]:
 
 def statuses(rows, invoice_id, channel) -> list[tuple[int, str]]:
     return [(r["attempt"], r["status"]) for r in rows if r["invoice_id"] == invoice_id and r["channel"] == channel]
-
-
 
 
 def tally_deliver(workdir, *flags):

@@ -8,9 +8,6 @@ import pytest
 
 from tests.conftest import ROOT, query_file, run_tally
 
-# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("demo")
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

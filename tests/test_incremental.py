@@ -13,10 +13,6 @@ import pytest
 from dagster_project.demo import ensure_demo_data
 from tests.conftest import ROOT, digests, run_tally
 
-# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("incremental")
-
-
 RUNS = ["2026-09-03", "2026-09-20", "2026-10-05", "2026-10-25", "2026-11-10"]
 LATE_ACCOUNT = "acct_hooli_pay"  # missing from the reference data until the third run
 MARTS = {
@@ -31,8 +27,6 @@ MARTS = {
     "marts.fct_wallet_ledger": "ledger_entry_id",
     "marts.pricing_rule_log": "evaluation_id",
 }
-
-
 
 
 def snapshot(warehouse):

@@ -36,10 +36,6 @@ from dagster_project.invoicing.credits import DRAW_SCHEMA
 from dagster_project.money import WORK
 from tests.conftest import ROOT, digests, query, run_tally
 
-# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("notes")
-
-
 FIXTURE = ROOT / "tests" / "fixtures" / "corrections"
 
 
@@ -68,10 +64,6 @@ def _run(workdir: Path, as_of: str, events: str | None = None, *options: str):
     proc = _tally(workdir, "run", *_flags(workdir), "--as-of", as_of, *options)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
-
-
-
-
 
 
 def _document(workdir: Path, name: str) -> dict:

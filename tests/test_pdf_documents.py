@@ -20,9 +20,6 @@ from dagster_project.invoicing.documents import invoice_document
 from dagster_project.invoicing.pdf import PdfRenderer, publish_pdfs, rendering_fingerprint
 from tests.conftest import ROOT, run_tally
 
-# its tests share one expensive module fixture: xdist keeps them on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("pdf_documents")
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
