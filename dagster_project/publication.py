@@ -25,6 +25,7 @@ import duckdb
 from dagster_project.warehouse import scalar
 
 EVENT_BUCKETS = 16
+_PARTITION_FLUSH_ROWS = 16_384
 MANIFEST = "manifest.json"
 # the event log's columns as published; the reason of a held account's events and the invoice
 # come from the views, as in the warehouse (marts.event_pipeline_log)
@@ -94,6 +95,9 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
         con.execute("create or replace temp table changed_partitions (batch_id integer, bucket ubigint)")
         con.executemany("insert into changed_partitions values (?, ?)", changed)
         batches = ", ".join(str(int(batch_id)) for batch_id in sorted({batch_id for batch_id, _ in changed}))
+        # a partition's rows are buffered until there are this many: at DuckDB's default (524,288)
+        # the event log of 100M events took 99 s to write, at this threshold 60 s
+        con.execute(f"set partitioned_write_flush_threshold = {_PARTITION_FLUSH_ROWS}")
         con.execute(f"""
             copy (
                 select {_EVENT_COLUMNS}, {bucket_sql('account_id')} as bucket

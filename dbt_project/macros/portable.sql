@@ -56,3 +56,15 @@
 {% macro duckdb__struct_of(fields) -%}
     { {%- for name, expression in fields %}'{{ name }}': {{ expression }}{% if not loop.last %}, {% endif %}{% endfor -%} }
 {%- endmacro %}
+
+{#- Written after `as` of a CTE that is read more than once and is to be inlined into each read:
+    DuckDB materializes such a CTE, which for the meter values of 100M events means writing them
+    all to its temp directory first. -#}
+{% macro inlined_cte() -%}
+    {{ return(adapter.dispatch('inlined_cte', 'tally')()) }}
+{%- endmacro %}
+{% macro duckdb__inlined_cte() -%}
+    not materialized
+{%- endmacro %}
+{% macro default__inlined_cte() -%}
+{%- endmacro %}

@@ -46,11 +46,10 @@
     {% endfor -%}
 {%- endmacro %}
 
-{#- A meter's quantity over its events' values, by the meter's own rule (compiled by the catalog,
-    dagster_project/catalog/filters.py QUANTITY_SQL): for a group of events, or as a running value
-    with window = ' over <window>'. Each aggregate is filtered to its own meter's rows, so that a
-    group computes one meter's aggregate, not every meter's. -#}
-{% macro meter_quantity(meters, window='') -%}
+{#- A meter's quantity as a running value over a window (' over <window>'), by the meter's own rule
+    (compiled by the catalog, dagster_project/catalog/filters.py QUANTITY_SQL), each aggregate
+    filtered to its own meter's rows. Groups use meter_aggregates instead. -#}
+{% macro meter_quantity(meters, window) -%}
     {%- if meters -%}
     case meter_name
     {%- for meter in meters %}
@@ -60,4 +59,29 @@
     {%- else -%}
     cast(null as decimal(38, 9))
     {%- endif -%}
+{%- endmacro %}
+
+{#- Rows of a relation of meter values (meter_name, meter_value, distinct_value, event_at,
+    event_id) grouped by `keys`, a column list that includes meter_name: the keys, event_count and
+    the quantity by the meter's own rule (QUANTITY_SQL). One group-by per rule over its own meters'
+    rows, joined by union all, so that a group holds the state of its own aggregate only: one
+    group-by carrying every rule's aggregate in every group (LATEST's arg_max beside the sums)
+    took 97 s for the 14M account-days of 100M events, where this takes 30 s. -#}
+{% macro meter_aggregates(meters, relation, keys) -%}
+    {%- set rules = meters | map(attribute='quantity_sql') | unique | list -%}
+    {%- for rule in rules %}
+    select {{ keys }}, count(*) as event_count, {{ rule | replace('{window}', '') }} as quantity
+    from {{ relation }}
+    where meter_name in ({% for meter in meters if meter.quantity_sql == rule %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by {{ keys }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+    {%- if not rules %}
+    select {{ keys }}, count(*) as event_count, cast(null as decimal(38, 9)) as quantity
+    from {{ relation }}
+    where false
+    group by {{ keys }}
+    {%- endif %}
 {%- endmacro %}

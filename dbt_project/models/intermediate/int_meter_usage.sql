@@ -19,7 +19,7 @@ with cycles_to_compute as (
 
 ),
 
-events as (
+events as {{ inlined_cte() }} (
 
     select * from {{ ref('int_events') }}
     where status = 'metered'
@@ -30,19 +30,24 @@ events as (
 
 ),
 
-exploded as (
+exploded as {{ inlined_cte() }} (
 
     select cycle_id, account_id, event_at, event_id, unnest(meter_values) as meter
     from events
 
 ),
 
-values as (
+values as {{ inlined_cte() }} (
 
     select
         cycle_id, account_id, event_at, event_id,
         meter.meter_name as meter_name, meter.meter_value as meter_value, meter.distinct_value as distinct_value
     from exploded
+
+),
+
+aggregated as (
+{{ meter_aggregates(meters, 'values', 'cycle_id, account_id, meter_name') }}
 
 ),
 
@@ -53,10 +58,9 @@ final as (
         cycle_id,
         account_id,
         meter_name,
-        count(*) as event_count,
-        {{ meter_quantity(meters) }} as quantity
-    from values
-    group by cycle_id, account_id, meter_name
+        event_count,
+        quantity
+    from aggregated
 
 )
 

@@ -44,14 +44,14 @@ meters as (
 
 ),
 
-exploded as (
+exploded as {{ inlined_cte() }} (
 
     select cycle_id, event_at, event_id, unnest(meter_values) as meter
     from events
 
 ),
 
-values as (
+values as {{ inlined_cte() }} (
 
     select
         cycle_id, event_at, event_id,
@@ -61,14 +61,7 @@ values as (
 ),
 
 aggregates as (
-
-    select
-        cycle_id,
-        meter_name,
-        count(*) as event_count,
-        {{ meter_quantity(meters) }} as quantity
-    from values
-    group by cycle_id, meter_name
+{{ meter_aggregates(meters, 'values', 'cycle_id, meter_name') }}
 
 ),
 

@@ -18,7 +18,7 @@ with cycles_to_compute as (
 
 ),
 
-events as (
+events as {{ inlined_cte() }} (
 
     select * from {{ ref('int_events') }}
     where status = 'metered'
@@ -35,14 +35,14 @@ meters as (
 
 ),
 
-exploded as (
+exploded as {{ inlined_cte() }} (
 
     select account_id, cycle_id, price_plan, event_at, event_id, unnest(meter_values) as meter
     from events
 
 ),
 
-values as (
+values as {{ inlined_cte() }} (
 
     select
         account_id, cycle_id, price_plan, event_at, event_id, cast(event_at as date) as usage_date,
@@ -52,17 +52,7 @@ values as (
 ),
 
 aggregated as (
-
-    select
-        account_id,
-        cycle_id,
-        price_plan,
-        meter_name,
-        usage_date,
-        count(*) as event_count,
-        {{ meter_quantity(meters) }} as quantity
-    from values
-    group by account_id, cycle_id, price_plan, meter_name, usage_date
+{{ meter_aggregates(meters, 'values', 'account_id, cycle_id, price_plan, meter_name, usage_date') }}
 
 ),
 
