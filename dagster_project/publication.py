@@ -96,7 +96,8 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
         con.executemany("insert into changed_partitions values (?, ?)", changed)
         batches = ", ".join(str(int(batch_id)) for batch_id in sorted({batch_id for batch_id, _ in changed}))
         # a partition's rows are buffered until there are this many: at DuckDB's default (524,288)
-        # the event log of 100M events took 99 s to write, at this threshold 60 s
+        # the event log of 100M events took 99 s to write, at this threshold 60 s; zstd writes it
+        # as fast as the default snappy and 43% smaller (10M events: 190 MB, not 336 MB)
         con.execute(f"set partitioned_write_flush_threshold = {_PARTITION_FLUSH_ROWS}")
         con.execute(f"""
             copy (
@@ -104,7 +105,7 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
                 from intermediate.int_events
                 where batch_id in ({batches})
                   and (batch_id, {bucket_sql('account_id')}) in (select (batch_id, bucket) from changed_partitions)
-            ) to '{folder / "events"}' (format parquet, partition_by (batch_id, bucket))""")
+            ) to '{folder / "events"}' (format parquet, compression zstd, partition_by (batch_id, bucket))""")
         for batch_id, bucket in changed:
             partitions[f"{batch_id}/{bucket}"] = str(folder / "events" / f"batch_id={batch_id}" / f"bucket={bucket}")
     metered_run = scalar(con, "select coalesce(max(metered_run), 0) from intermediate.int_events")

@@ -86,6 +86,27 @@ def test_parquet_with_map_columns_and_with_json_text(tmp_path, warehouse):
     ]
 
 
+def test_duplicates_in_parquet_are_compared_with_the_first_occurrence_within_and_across_loads(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    duckdb.sql(f"""copy (select id, 's' as schema, 'a' as account_id, '2026-10-01T00:00:00Z' as timestamp,
+                               map(['amount'], [amount]) as attributes, map()::map(varchar, varchar) as dimensions
+                        from (values ('p1', '1'), ('p2', '5'), ('p1', '1'), ('p2', '6'), ('p3', '7'), ('p1', '2'))
+                             as t(id, amount))
+                   to '{events / "a.parquet"}' (format parquet)""")
+    first = load_new_events(warehouse, events)
+    assert first.duplicates == 3
+    # p1 again with its payload, p2 again with another; p3 is new
+    assert rows(warehouse, "line_number, event_id, is_duplicate, duplicate_payload_differs") == [
+        (1, "p1", False, False), (2, "p2", False, False), (3, "p1", True, False), (4, "p2", True, True),
+        (5, "p3", False, False), (6, "p1", True, True)]
+    (events / "b.jsonl").write_text(event("p3", "7") + "\n" + event("p2", "5") + "\n" + event("p3", "8") + "\n")
+    second = load_new_events(warehouse, events)
+    assert second.duplicates == 3
+    assert rows(warehouse, "event_id, is_duplicate, duplicate_payload_differs")[-3:] == [
+        ("p3", True, False), ("p2", True, False), ("p3", True, True)]
+
+
 def test_a_byte_order_mark_and_a_line_that_is_not_utf8(tmp_path, warehouse):
     events = tmp_path / "events"
     events.mkdir()
