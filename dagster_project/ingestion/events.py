@@ -215,8 +215,9 @@ def _append(con: duckdb.DuckDBPyConnection, batch_id: int, staged: _Staged, firs
     strings peaked at 5.2 GB, of the hashes 3.5 GB); only the rows whose id hash repeats are read
     again, converted and compared, so the first occurrence's payload comes along with the few
     repeated ids and the duplicates are compared in the same pass (a separate update of them
-    afterwards took 45 s at 100M events). An id seen in an earlier load is compared with the
-    payload stored for it, read only for the ids the file repeats.
+    afterwards took 45 s at 100M events). An id loaded before is compared with the payload stored
+    for it: the stored payloads are read only when the file holds such ids (a first scan of the
+    stored ids alone finds them), so a file of new ids never reads the stored attributes.
     """
     base = scalar(con, "select coalesce(max(load_seq), 0) from raw.events") - (first_line - 1)
     try:
@@ -248,17 +249,20 @@ def _append(con: duckdb.DuckDBPyConnection, batch_id: int, staged: _Staged, firs
                 from raw.events as events
                 where not is_duplicate and event_id in (select event_id from seen_ids)
                 group by event_id
+            ),
+            with_first as (
+                -- the payload of the id's first occurrence when this row is not it, else NULL
+                select i.*, coalesce(seen.payload, case when i.line_number > repeated.first_line
+                                                        then repeated.payload end) as first_payload
+                from incoming i
+                left join seen on seen.event_id = i.event_id
+                left join repeated on repeated.event_id = i.event_id
             )
-            select ? + i.line_number, ?, i.file_name, i.line_number, i.event_id, i.schema_name, i.account_id,
-                   i.event_timestamp, i.attributes, i.dimensions, i.parse_error, i.raw_line,
-                   seen.event_id is not null or i.line_number > coalesce(repeated.first_line, i.line_number),
-                   case when seen.event_id is not null then seen.payload is distinct from {_payload("i")}
-                        when i.line_number > coalesce(repeated.first_line, i.line_number)
-                            then repeated.payload is distinct from {_payload("i")}
-                        else false end
-            from incoming i
-            left join seen on seen.event_id = i.event_id
-            left join repeated on repeated.event_id = i.event_id
+            select ? + line_number, ?, file_name, line_number, event_id, schema_name, account_id,
+                   event_timestamp, attributes, dimensions, parse_error, raw_line,
+                   first_payload is not null,
+                   first_payload is not null and first_payload is distinct from {_payload("with_first")}
+            from with_first
         """, [*staged.params, *staged.params, base, batch_id])
         return scalar(con, "select count(*) from raw.events where load_seq >= ? and is_duplicate", [base + first_line])
     finally:
@@ -433,8 +437,7 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
     """Select expressions for the incoming columns; JSON text columns come out as <name>_json."""
     select = ["cast(? as varchar) as file_name", "cast(file_row_number + 1 as bigint) as line_number"]
     for column, alias in _TEXT_COLUMNS.items():
-        select.append(f"nullif(trim(cast({_quote(column)} as varchar)), '') as {alias}" if column in types
-                      else f"cast(null as varchar) as {alias}")
+        select.append(f"{_parquet_text(types, column)} as {alias}")
     for column in ("attributes", "dimensions"):
         kind = types.get(column)
         if kind is None:
@@ -456,6 +459,11 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
     return select
 
 
+def _parquet_text(types: dict[str, str], column: str) -> str:
+    """A text column of the file as trimmed text, NULL when empty or absent."""
+    return f"nullif(trim(cast({_quote(column)} as varchar)), '')" if column in types else "cast(null as varchar)"
+
+
 def _json_text_columns(types: dict[str, str], path: Path) -> set[str]:
     json_columns = set()
     for column in ("attributes", "dimensions"):
@@ -474,13 +482,11 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str, size: 
     rows = scalar(con, "select count(*) from read_parquet(?)", [str(path)])
     types = _parquet_columns(con, path)
     if not _json_text_columns(types, path):
-        select = _parquet_select(types, set())
-        event_id = next(expression for expression in select if expression.endswith(" as event_id"))
         return _Staged(rows=rows, last_line=rows, byte_end=size,
-                       columns=", ".join([*select, "cast(null as varchar) as parse_error",
+                       columns=", ".join([*_parquet_select(types, set()), "cast(null as varchar) as parse_error",
                                           "cast(null as varchar) as raw_line"]),
                        relation="read_parquet(?, file_row_number = true)",
-                       event_id=event_id.removesuffix(" as event_id"), params=(name, str(path)))
+                       event_id=_parquet_text(types, "id"), params=(name, str(path)))
     _insert_chunk(con, _read_parquet_json_text(con, path, name), first=True)
     return _Staged(rows=rows, last_line=rows, byte_end=size)
 
