@@ -42,8 +42,13 @@ def write_checkpoint(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, r
     con.execute("insert into billing.metering_checkpoint select ?, to_batch, ?, horizon_date, ? "
                 "from intermediate.int_metering_scope",
                 [run_number, schemas_fingerprint, datetime.now(UTC).replace(tzinfo=None)])
-    con.execute("delete from billing.metering_account_states")
+    # Only the states that changed are replaced: DuckDB updates the primary key's index at commit,
+    # row by row, and deleting and re-inserting 100k unchanged states cost 3 s of every run.
+    con.execute("delete from billing.metering_account_states recorded where not exists ("
+                "select 1 from intermediate.int_account_states current where current.account_id = recorded.account_id "
+                "and current.state_hash = recorded.state_hash)")
     con.execute("insert into billing.metering_account_states select account_id, state_hash "
-                "from intermediate.int_account_states")
+                "from intermediate.int_account_states current where not exists ("
+                "select 1 from billing.metering_account_states recorded where recorded.account_id = current.account_id)")
     con.execute("commit")
     return through_batch

@@ -105,9 +105,15 @@ def test_daily_runs_meter_incrementally_with_every_kind_of_event(daily):
                               "and status = 'unknown_account'", [LATE_ACCOUNT]).fetchall()[0][0]
         metered = con.execute("select count(*) from marts.event_pipeline_log where account_id = ? "
                               "and status = 'metered'", [LATE_ACCOUNT]).fetchall()[0][0]
+        # the checkpoint replaces only the states that changed: what it holds is every current state
+        recorded = con.execute("select account_id, state_hash from billing.metering_account_states "
+                               "order by 1").fetchall()
+        current = con.execute("select account_id, state_hash from intermediate.int_account_states "
+                              "order by 1").fetchall()
     finally:
         con.close()
     assert unknown == 0 and metered > 0  # its early events were metered again when it arrived
+    assert recorded == current and LATE_ACCOUNT in dict(recorded)
 
 
 def test_a_full_refresh_gives_identical_marts_and_byte_identical_invoices(daily):
