@@ -49,6 +49,7 @@ def write_checkpoint(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, r
                 "and current.state_hash = recorded.state_hash)")
     con.execute("insert into billing.metering_account_states select account_id, state_hash "
                 "from intermediate.int_account_states current where not exists ("
-                "select 1 from billing.metering_account_states recorded where recorded.account_id = current.account_id)")
+                "select 1 from billing.metering_account_states recorded "
+                "where recorded.account_id = current.account_id)")
     con.execute("commit")
     return through_batch

@@ -116,6 +116,34 @@ def test_daily_runs_meter_incrementally_with_every_kind_of_event(daily):
     assert recorded == current and LATE_ACCOUNT in dict(recorded)
 
 
+def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_months_it_changed(daily):
+    workdir, _ = daily
+    published = duckdb.connect(str(workdir / "warehouse.published.duckdb"), read_only=True)
+    try:
+        published.execute(f"attach '{workdir / 'warehouse.duckdb'}' as pipeline (read_only)")
+        tables = [name for (name,) in published.execute(
+            "select table_name from information_schema.tables where table_catalog = 'pipeline' "
+            "and table_schema = 'marts' and table_type = 'BASE TABLE' order by 1").fetchall()]
+        assert "fct_usage_daily" in tables and "fct_invoices" in tables
+        for name in tables:
+            ours, theirs = f"marts.{name}", f"pipeline.marts.{name}"
+            for left, right in ((ours, theirs), (theirs, ours)):
+                missing = published.execute(f"select count(*) from (select * from {left} except all "
+                                            f"select * from {right})").fetchall()[0][0]
+                assert missing == 0, (name, left, right)
+        months = [month for (month,) in published.execute(
+            "select distinct strftime(usage_date, '%Y-%m') from pipeline.marts.fct_usage_daily order by 1").fetchall()]
+    finally:
+        published.close()
+    manifest = json.loads((workdir / "warehouse.published" / "manifest.json").read_text())
+    parts = manifest["tables"]["fct_usage_daily"]
+    current = f"g{manifest['generation']:06d}"
+    assert manifest["generation"] == len(RUNS) and sorted(parts) == months
+    # the last run's events (from 2026-10-25) changed October and November: only they were written
+    assert [month for month, path in sorted(parts.items()) if current in path] == ["2026-10", "2026-11"]
+    assert months[0] < "2026-10"
+
+
 def test_a_full_refresh_gives_identical_marts_and_byte_identical_invoices(daily):
     workdir, _ = daily
     warehouse = workdir / "warehouse.duckdb"
