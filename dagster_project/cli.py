@@ -10,6 +10,7 @@ published, but some documents are not delivered yet (listed; the next run retrie
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import shutil
@@ -29,6 +30,21 @@ PATH_FLAGS = {
     "invoices": ("TALLY_INVOICES_DIR", "invoices"),
 }
 INSTANCE_SETTINGS = Path(__file__).with_name("dagster.yaml")
+
+
+def console() -> None:
+    """The `tally` command. After main() it runs the exit handlers (logging, child processes, file
+    locks, dbt's connections) and ends the process without tearing down the interpreter's heap:
+    freeing dbt's manifest and Dagster's definitions object by object took a second after every
+    run, a tenth of a daily run's fixed cost."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that went away, a stream closed
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
