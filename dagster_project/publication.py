@@ -30,6 +30,9 @@ EVENT_BUCKETS = 16
 # of every daily run to write whole. Every other table is one file (part ALL).
 MONTHLY_TABLES = {"fct_usage_daily": "usage_date"}
 ALL = "all"
+# published beside the marts (every base table of schema marts is published as it is)
+_OTHER_COPIES = {"held_accounts": "staging.stg_input_problems__held_accounts",
+                 "plan_entitlements": "config.plan_entitlements", "usage_meters": "config.usage_meters"}
 _PARTITION_FLUSH_ROWS = 16_384
 MANIFEST = "manifest.json"
 # the event log's columns as published; the reason of a held account's events and the invoice
@@ -75,12 +78,11 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     folder.mkdir()
 
     tables, fingerprints = {}, {}
-    marts = [(name, f"select * from marts.{name}") for (name,) in con.execute(
+    copies = {name: f"marts.{name}" for (name,) in con.execute(
         "select table_name from information_schema.tables where table_schema = 'marts' "
-        "and table_type = 'BASE TABLE' order by 1").fetchall()]
-    for name, sql in [*marts, ("held_accounts", "select * from staging.stg_input_problems__held_accounts"),
-                      ("plan_entitlements", "select * from config.plan_entitlements"),
-                      ("usage_meters", "select * from config.usage_meters")]:
+        "and table_type = 'BASE TABLE' order by 1").fetchall()} | _OTHER_COPIES
+    for name, relation in copies.items():
+        sql = f"select * from {relation}"
         part = _part_expression(name)
         # a part whose rows did not change keeps its file: hashing is ten times cheaper than writing
         fingerprints[name] = {key: str(fingerprint) for key, *fingerprint in con.execute(
@@ -127,7 +129,8 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
 
     staging = publication.database.with_name(publication.database.name + ".new")
     staging.unlink(missing_ok=True)
-    _write_views(staging, tables, sorted(partitions.values()))
+    _write_views(staging, tables, sorted(partitions.values()),
+                 _descriptions(con, {**copies, "event_pipeline_log": "marts.event_pipeline_log"}))
     manifest = {"generation": generation, "metered_run": metered_run, "tables": tables, "fingerprints": fingerprints,
                 "event_partitions": partitions, "previous_folder": previous.get("folder"), "folder": str(folder)}
     (directory / (MANIFEST + ".new")).write_text(json.dumps(manifest, indent=1))
@@ -150,14 +153,54 @@ def _files(manifest: dict, table: str) -> dict[str, str]:
     files = manifest.get("tables", {}).get(table)
     return files if isinstance(files, dict) else {}
 
+# the published relations that are no dbt model, so have no description in the warehouse
+_PUBLICATION_DESCRIPTIONS = {
+    "marts.events": "The event log as published, a Parquet folder per load batch and account bucket (column "
+                    "bucket), with each event's meter values: what marts.event_pipeline_log reads.",
+    "config.plan_entitlements": "One row per entitlement of each price plan (pricing_config/price_plans): its "
+                                "feature (a billable item), the meter it counts on (NULL: not metered) and its "
+                                "usage_limit.",
+    "config.usage_meters": "One row per usage meter of pricing_config/usage_meters.yaml, as tally entitlements "
+                           "reads it.",
+}
 
-def _write_views(path: Path, tables: dict[str, dict[str, str]], event_folders: list[str]) -> None:
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _schema_of(name: str) -> str:
+    return "config" if name in ("plan_entitlements", "usage_meters") else "marts"
+
+
+def _descriptions(con: duckdb.DuckDBPyConnection, copies: dict[str, str]) -> str:
+    """COMMENT statements that give each published view, and its columns, the description of the
+    warehouse relation it copies (dbt writes them there, persist_docs): BI tools show them."""
+    published = {relation: f'{_schema_of(name)}."{name}"' for name, relation in copies.items()}
+    rows = con.execute("""
+        select schema_name || '.' || table_name, 'table', null, comment from duckdb_tables()
+        where database_name = current_database() and comment is not null
+        union all
+        select schema_name || '.' || view_name, 'view', null, comment from duckdb_views()
+        where database_name = current_database() and comment is not null and not internal
+        union all
+        select schema_name || '.' || table_name, 'column', column_name, comment from duckdb_columns()
+        where database_name = current_database() and comment is not null""").fetchall()
+    statements = []
+    for relation, kind, column, comment in rows:
+        if relation in published:
+            target = published[relation] if kind != "column" else f'{published[relation]}."{column}"'
+            statements.append(f"comment on {'column' if kind == 'column' else 'view'} {target} is {_literal(comment)}")
+    return ";\n".join(statements)
+
+
+def _write_views(path: Path, tables: dict[str, dict[str, str]], event_folders: list[str], descriptions: str) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute("create schema marts")
         con.execute("create schema config")
         for name, files in tables.items():
-            schema = "config" if name in ("plan_entitlements", "usage_meters") else "marts"
+            schema = _schema_of(name)
             con.execute(f"create view {schema}.{name} as select * from read_parquet({sorted(files.values())!r})")
         files = [f"{folder}/*.parquet" for folder in event_folders]
         source = (f"read_parquet({files!r}, hive_partitioning = true)" if files else
@@ -188,6 +231,10 @@ def _write_views(path: Path, tables: dict[str, dict[str, str]], event_folders: l
             left join marts.fct_late_event_billing as late on events.status = 'late' and late.cycle_id = events.cycle_id
                 and events.batch_id > late.after_batch and events.batch_id <= late.through_batch
             left join marts.held_accounts as held on held.account_id = events.account_id""")
+        for view, description in _PUBLICATION_DESCRIPTIONS.items():
+            con.execute(f"comment on view {view} is {_literal(description)}")
+        if descriptions:
+            con.execute(descriptions)
         con.execute("checkpoint")
     finally:
         con.close()

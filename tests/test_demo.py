@@ -128,6 +128,17 @@ def test_bi_tools_read_the_publication_through_sqlalchemy_with_the_documented_st
             invoices = connection.execute(sqlalchemy.text(
                 "select count(*), count(invoice_number) from marts.fct_invoices")).one()
             assert tuple(invoices) == query(demo, "select count(*), count(invoice_number) from marts.fct_invoices")[0]
+            # what the warehouse's columns say, the publication's say, for the tool to show
+            described = connection.execute(sqlalchemy.text(
+                "select column_name, comment from duckdb_columns() where schema_name = 'marts' "
+                "and table_name = 'fct_invoices' order by column_index")).all()
+            assert [tuple(row) for row in described] == query(
+                demo, "select column_name, comment from duckdb_columns() where schema_name = 'marts' "
+                      "and table_name = 'fct_invoices' order by column_index")
+            assert described[0][1].startswith("Primary key")
+            undescribed = connection.execute(sqlalchemy.text(
+                "select view_name from duckdb_views() where not internal and comment is null")).all()
+            assert undescribed == []
             with pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
                 connection.execute(sqlalchemy.text("create table marts.scratch (x integer)"))
     finally:
