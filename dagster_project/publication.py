@@ -8,9 +8,11 @@ never blocks a run, never sees half a run, and keeps reading the previous public
 run writes the next one. The files of the previous publication are kept, so a connection opened
 before a swap can still read; older ones are removed.
 
-The event pipeline log is the one table that grows with events: its files are partitioned by
-load batch and account bucket and rewritten only where the run metered events
-(int_events.metered_run), so a daily run writes its day, not the history.
+A table whose rows did not change keeps its file (a fingerprint of its rows decides). The event
+log, the one table that grows with events, is partitioned by load batch and account bucket and
+rewritten only where the run metered events (int_events.metered_run), and fct_usage_daily is a
+file per month: a daily run writes its day and its month, not the history. The views carry the
+warehouse's descriptions of what they copy.
 """
 from __future__ import annotations
 
@@ -152,6 +154,7 @@ def _files(manifest: dict, table: str) -> dict[str, str]:
     """A published table's files by part (a publication written before tables had parts: none)."""
     files = manifest.get("tables", {}).get(table)
     return files if isinstance(files, dict) else {}
+
 
 # the published relations that are no dbt model, so have no description in the warehouse
 _PUBLICATION_DESCRIPTIONS = {
