@@ -91,12 +91,12 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
             f"select {part} as part, count(*), sum(hash(t)::hugeint) from ({sql}) as t group by part").fetchall()}
         if not fingerprints[name]:
             fingerprints[name] = {ALL: "empty"}  # an empty table is still one (empty) file with its columns
-        kept_files, kept_fingerprints = _files(previous, name), previous.get("fingerprints", {}).get(name)
+        kept_files = _files(previous, name)
+        kept_fingerprints = previous["fingerprints"][name] if kept_files else {}  # written with the files
         tables[name] = {}
         for key, fingerprint in sorted(fingerprints[name].items()):
             kept = kept_files.get(key)
-            if isinstance(kept_fingerprints, dict) and kept_fingerprints.get(key) == fingerprint and kept \
-                    and Path(kept).exists():
+            if kept and kept_fingerprints.get(key) == fingerprint and Path(kept).exists():
                 tables[name][key] = kept
                 continue
             path = folder / name / f"{key}.parquet"
@@ -173,27 +173,29 @@ def _literal(text: str) -> str:
 
 
 def _schema_of(name: str) -> str:
-    return "config" if name in ("plan_entitlements", "usage_meters") else "marts"
+    """The publication's schema of a published table: its source's when that is config, else marts."""
+    return "config" if _OTHER_COPIES.get(name, "").startswith("config.") else "marts"
 
 
 def _descriptions(con: duckdb.DuckDBPyConnection, copies: dict[str, str]) -> str:
     """COMMENT statements that give each published view, and its columns, the description of the
-    warehouse relation it copies (dbt writes them there, persist_docs): BI tools show them."""
+    warehouse relation it copies (dbt writes them there, persist_docs), or the publication's own
+    for the relations that are no dbt model: BI tools show them."""
     published = {relation: f'{_schema_of(name)}."{name}"' for name, relation in copies.items()}
     rows = con.execute("""
-        select schema_name || '.' || table_name, 'table', null, comment from duckdb_tables()
+        select schema_name || '.' || table_name, null, comment from duckdb_tables()
         where database_name = current_database() and comment is not null
         union all
-        select schema_name || '.' || view_name, 'view', null, comment from duckdb_views()
+        select schema_name || '.' || view_name, null, comment from duckdb_views()
         where database_name = current_database() and comment is not null and not internal
         union all
-        select schema_name || '.' || table_name, 'column', column_name, comment from duckdb_columns()
+        select schema_name || '.' || table_name, column_name, comment from duckdb_columns()
         where database_name = current_database() and comment is not null""").fetchall()
-    statements = []
-    for relation, kind, column, comment in rows:
+    statements = [f"comment on view {view} is {_literal(text)}" for view, text in _PUBLICATION_DESCRIPTIONS.items()]
+    for relation, column, comment in rows:
         if relation in published:
-            target = published[relation] if kind != "column" else f'{published[relation]}."{column}"'
-            statements.append(f"comment on {'column' if kind == 'column' else 'view'} {target} is {_literal(comment)}")
+            target = f'{published[relation]}."{column}"' if column else published[relation]
+            statements.append(f"comment on {'column' if column else 'view'} {target} is {_literal(comment)}")
     return ";\n".join(statements)
 
 
@@ -234,10 +236,7 @@ def _write_views(path: Path, tables: dict[str, dict[str, str]], event_folders: l
             left join marts.fct_late_event_billing as late on events.status = 'late' and late.cycle_id = events.cycle_id
                 and events.batch_id > late.after_batch and events.batch_id <= late.through_batch
             left join marts.held_accounts as held on held.account_id = events.account_id""")
-        for view, description in _PUBLICATION_DESCRIPTIONS.items():
-            con.execute(f"comment on view {view} is {_literal(description)}")
-        if descriptions:
-            con.execute(descriptions)
+        con.execute(descriptions)
         con.execute("checkpoint")
     finally:
         con.close()
