@@ -59,6 +59,7 @@ create table if not exists raw.events (
     schema_name varchar,
     account_id varchar,
     event_timestamp varchar,            -- as sent; parsed (and converted to UTC) in staging
+    event_timestamp_utc timestamp,      -- a typed timestamp (a Parquet TIMESTAMP column) in UTC; the text is then null
     attributes map(varchar, varchar),   -- values as exact decimal text, never through a float
     dimensions map(varchar, varchar),
     parse_error varchar,                -- why the line could not be read as an event, else null
@@ -354,6 +355,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table billing.published_documents add column if not exists is_final boolean default false")
     con.execute("alter table billing.published_documents add column if not exists json_bytes bigint")
     con.execute("alter table billing.published_documents add column if not exists html_bytes bigint")
+    # before typed timestamps were kept, a Parquet timestamp was stored as text and parsed back
+    con.execute("alter table raw.events add column if not exists event_timestamp_utc timestamp")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
@@ -80,10 +81,24 @@ def test_parquet_with_map_columns_and_with_json_text(tmp_path, warehouse):
                       "dimensions": ['{"mode": "ach"}']})
     pq.write_table(table, events / "t.parquet")
     load_new_events(warehouse, events)
-    assert rows(warehouse, "event_id, event_timestamp, attributes, dimensions") == [
-        ("p1", "2026-10-05 08:30:00+00", {"amount": "19.99"}, {"mode": "card"}),
-        ("p2", "2026-10-05T10:30:00Z", {"amount": "0.1000000000000000055511151231257827"}, {"mode": "ach"}),
+    # a typed timestamp is kept as its instant in UTC; text as it was sent
+    assert rows(warehouse, "event_id, event_timestamp, event_timestamp_utc, attributes, dimensions") == [
+        ("p1", None, datetime(2026, 10, 5, 8, 30), {"amount": "19.99"}, {"mode": "card"}),
+        ("p2", "2026-10-05T10:30:00Z", None, {"amount": "0.1000000000000000055511151231257827"}, {"mode": "ach"}),
     ]
+
+
+def test_parquet_timestamps_without_a_zone_are_utc_and_other_types_stay_text(tmp_path, warehouse):
+    events = tmp_path / "events"
+    events.mkdir()
+    duckdb.sql(f"""copy (select * from (values ('n1', timestamp '2026-10-05 10:30:00.123456'),
+                                                ('n2', null)) as t(id, timestamp))
+                   to '{events / "a.parquet"}' (format parquet)""")
+    duckdb.sql(f"""copy (select 'd1' as id, date '2026-10-05' as timestamp)
+                   to '{events / "b.parquet"}' (format parquet)""")
+    load_new_events(warehouse, events)
+    assert rows(warehouse, "event_id, event_timestamp, event_timestamp_utc") == [
+        ("n1", None, datetime(2026, 10, 5, 10, 30, 0, 123456)), ("n2", None, None), ("d1", "2026-10-05", None)]
 
 
 def test_duplicates_in_parquet_are_compared_with_the_first_occurrence_within_and_across_loads(tmp_path, warehouse):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import duckdb
+
 from tests.conftest import digests, query, recorded_runs, tally_run
 
 
@@ -86,6 +88,39 @@ def test_every_event_gets_exactly_one_status_with_a_reason(case_copy):
                        ("changed", ["debit_card_charges", "debit_card_volume"], "INV-2026-000001")]
     invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
     assert [(line["quantity"], line["amount"]) for line in invoice["lines"]] == [("11", "0.32"), ("2", "0.60")]
+
+
+def test_a_typed_parquet_timestamp_is_metered_as_the_instant_it_is(case_copy):
+    workdir = case_copy("01_stripe_payments")
+    events = workdir / "data" / "events"
+    (events / "2026-10.jsonl").unlink()
+    base = {"schema": "payment", "account_id": "acct_a", "attributes": {"transaction_amount": "10"},
+            "dimensions": {"payment_mode": "debit_card"}}
+    (events / "a.jsonl").write_text(json.dumps({**base, "id": "text", "timestamp": "2026-10-02T09:00:00Z"}) + "\n")
+    columns = ("'payment' as schema, 'acct_a' as account_id, map {'transaction_amount': '10'} as attributes, "
+               "map {'payment_mode': 'debit_card'} as dimensions")
+    duckdb.sql(f"""copy (select id, timestamp, {columns} from (values
+                            ('zoned', timestamptz '2026-10-02 11:00:00+02'),
+                            ('zoned', timestamptz '2026-10-02 09:00:00+00'),
+                            ('no_timestamp', null),
+                            ('too_early', timestamptz '2026-10-01 01:59:59+02')) as t(id, timestamp))
+                   to '{events / "b.parquet"}' (format parquet)""")
+    duckdb.sql(f"""copy (select 'naive' as id, timestamp '2026-10-31 23:59:59.999999' as timestamp, {columns})
+                   to '{events / "c.parquet"}' (format parquet)""")
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = query(workdir, "select event_id, status, reason, strftime(event_at, '%Y-%m-%d %H:%M:%S.%f') "
+                         "from marts.event_pipeline_log order by event_row_id")
+    assert log == [
+        ("text", "metered", None, "2026-10-02 09:00:00.000000"),
+        ("zoned", "metered", None, "2026-10-02 09:00:00.000000"),
+        ("zoned", "duplicate", "duplicate id", "2026-10-02 09:00:00.000000"),  # the same instant: the same payload
+        ("no_timestamp", "invalid", "missing field: timestamp", None),
+        ("too_early", "no_plan", "no plan assignment covers 2026-09-30T23:59:59Z", "2026-09-30 23:59:59.000000"),
+        ("naive", "metered", None, "2026-10-31 23:59:59.999999"),
+    ]
+    invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
+    assert [line["quantity"] for line in invoice["lines"]][:2] == ["30", "3"]
 
 
 def test_bad_reference_rows_hold_back_their_account_naming_file_line_and_column(case_copy):

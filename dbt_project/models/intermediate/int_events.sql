@@ -106,7 +106,7 @@ validated as (
             when event_id is null then 'missing field: id'
             when schema_name is null then 'missing field: schema'
             when account_id is null then 'missing field: account_id'
-            when event_timestamp_text is null then 'missing field: timestamp'
+            when event_timestamp_text is null and event_at is null then 'missing field: timestamp'
             when is_duplicate then null
             when event_at is null then 'bad timestamp: ' || event_timestamp_text
             when not is_known_schema then 'unknown schema: ' || schema_name

@@ -15,7 +15,8 @@ typed as (
         schema_name,
         account_id,
         event_timestamp as event_timestamp_text,
-        {{ utc_timestamp('event_timestamp') }} as event_at,
+        -- a typed timestamp (Parquet) is an instant already; text is parsed, its offset applied
+        coalesce(event_timestamp_utc, {{ utc_timestamp('event_timestamp') }}) as event_at,
         coalesce(attributes, map()) as attributes,
         coalesce(dimensions, map()) as dimensions,
         parse_error,
