@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +29,15 @@ def query(workdir, sql):
 
 def document(workdir, invoice_id):
     return json.loads((workdir / "invoices" / f"{invoice_id}.json").read_text())
+
+
+def dbt(tmp_path, warehouse, *args: str):
+    """The project's own dbt, on the given warehouse file."""
+    return subprocess.run([str(Path(sys.executable).with_name("dbt")), *args,
+                           "--project-dir", str(ROOT / "dbt_project"),
+                           "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
+                          capture_output=True, text=True, cwd=ROOT / "dbt_project", timeout=600,
+                          env={**os.environ, "TALLY_WAREHOUSE": str(warehouse), "TALLY_TEMP_DIR": str(tmp_path)})
 
 
 def test_every_event_has_one_status_and_every_problem_is_reported(demo):
@@ -95,27 +108,18 @@ def test_tokens_are_priced_per_model(demo):
 
 
 def test_every_model_is_described_and_dbt_docs_generate_works(demo, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     # the descriptions are comments in the warehouse, which BI tools show
     undocumented = query(demo, "select schema_name || '.' || table_name from duckdb_tables() where comment is null "
                                "and schema_name in ('staging', 'intermediate', 'marts') union all "
                                "select schema_name || '.' || view_name from duckdb_views() where comment is null "
                                "and schema_name in ('staging', 'intermediate', 'marts')")
     assert undocumented == []
-    dbt = Path(sys.executable).with_name("dbt")
-    proc = subprocess.run([str(dbt), "docs", "generate", "--project-dir", str(ROOT / "dbt_project"),
-                           "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "docs")],
-                          capture_output=True, text=True, cwd=ROOT / "dbt_project", timeout=600,
-                          env={**os.environ, "TALLY_WAREHOUSE": str(demo / "warehouse" / "tally.duckdb")})
+    proc = dbt(tmp_path, demo / "warehouse" / "tally.duckdb", "docs", "generate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     invoices = catalog["nodes"]["model.tally.fct_invoices"]
     assert invoices["metadata"]["comment"].startswith("One row per invoice")
-    assert (tmp_path / "docs" / "index.html").exists()
+    assert (tmp_path / "target" / "index.html").exists()
 
 
 def test_bi_tools_read_the_publication_through_sqlalchemy_with_the_documented_string(demo):
@@ -146,22 +150,30 @@ def test_bi_tools_read_the_publication_through_sqlalchemy_with_the_documented_st
 
 
 def test_the_dbt_unit_tests_pass(demo, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    import re
 
     # unit tests build their inputs from fixtures, but dbt reads the upstream models' columns: a
     # copy of the demo's warehouse has them
     warehouse = tmp_path / "unit.duckdb"
     shutil.copy(demo / "warehouse" / "tally.duckdb", warehouse)
-    dbt = Path(sys.executable).with_name("dbt")
-    proc = subprocess.run([str(dbt), "test", "--select", "test_type:unit", "--project-dir", str(ROOT / "dbt_project"),
-                           "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
-                          capture_output=True, text=True, cwd=ROOT / "dbt_project", timeout=600,
-                          env={**os.environ, "TALLY_WAREHOUSE": str(warehouse), "TALLY_TEMP_DIR": str(tmp_path)})
+    proc = dbt(tmp_path, warehouse, "test", "--select", "test_type:unit")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    import re
-
     passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0 SKIP=0", proc.stdout)
     assert passed and int(passed.group(1)) >= 3, proc.stdout  # cycles: anchors, month ends, calendar, ends
+
+
+def test_the_primary_key_test_finds_a_repeated_and_a_missing_key(demo, tmp_path):
+    import duckdb
+
+    warehouse = tmp_path / "keys.duckdb"
+    shutil.copy(demo / "warehouse" / "tally.duckdb", warehouse)
+    select = ["--select", "fct_invoices,test_name:primary_key"]
+    passed = dbt(tmp_path, warehouse, "test", *select)
+    assert passed.returncode == 0 and "PASS=1 " in passed.stdout, passed.stdout + passed.stderr
+    with duckdb.connect(str(warehouse)) as con:
+        # one invoice twice, and one row without an id: two failing keys
+        con.execute("insert into marts.fct_invoices select * from marts.fct_invoices order by invoice_id limit 1")
+        con.execute("insert into marts.fct_invoices select * replace (null as invoice_id) from marts.fct_invoices "
+                    "order by invoice_id limit 1")
+    failed = dbt(tmp_path, warehouse, "test", *select)
+    assert failed.returncode == 1 and "Got 2 results" in failed.stdout, failed.stdout + failed.stderr
