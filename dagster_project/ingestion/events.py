@@ -337,7 +337,7 @@ class _Columns:
     """Column-wise accumulation of event rows (building an Arrow table once per file)."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list] = {f.name: [] for f in _INCOMING_SCHEMA}
+        self.cols: dict[str, list] = {f.name: [] for f in _INCOMING_SCHEMA if f.name != "event_timestamp_utc"}
 
     def __len__(self) -> int:
         return len(self.cols["file_name"])
@@ -366,8 +366,7 @@ class _Columns:
         for key, value in (("file_name", file_name), ("line_number", line), ("parse_error", error),
                            ("raw_line", raw_line)):
             self.cols[key].append(value)
-        for key in ("event_id", "schema_name", "account_id", "event_timestamp", "event_timestamp_utc", "attributes",
-                    "dimensions"):
+        for key in ("event_id", "schema_name", "account_id", "event_timestamp", "attributes", "dimensions"):
             self.cols[key].append(None)
 
     def add(self, file_name: str, line: int, obj, raw_line: str) -> None:
@@ -383,14 +382,15 @@ class _Columns:
         self.cols["schema_name"].append(_scalar_text(obj.get("schema")))
         self.cols["account_id"].append(_scalar_text(obj.get("account_id")))
         self.cols["event_timestamp"].append(_scalar_text(obj.get("timestamp")))
-        self.cols["event_timestamp_utc"].append(None)
         self.cols["attributes"].append(attributes)
         self.cols["dimensions"].append(dimensions)
         self.cols["parse_error"].append(error)
         self.cols["raw_line"].append(raw_line if error else None)
 
     def table(self) -> pa.Table:
-        return pa.table(self.cols, schema=_INCOMING_SCHEMA)
+        # a JSON line's timestamp is text, parsed in staging: none is typed
+        typed = pa.nulls(len(self), _INCOMING_SCHEMA.field("event_timestamp_utc").type)
+        return pa.table({**self.cols, "event_timestamp_utc": typed}, schema=_INCOMING_SCHEMA)
 
 
 def _scalar_text(value) -> str | None:
