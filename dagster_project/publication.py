@@ -32,8 +32,10 @@ EVENT_BUCKETS = 16
 # of every daily run to write whole. Every other table is one file (part ALL).
 MONTHLY_TABLES = {"fct_usage_daily": "usage_date"}
 ALL = "all"
-# published beside the marts (every base table of schema marts is published as it is)
-_OTHER_COPIES = {"held_accounts": "staging.stg_input_problems__held_accounts",
+# published beside the marts (every base table of schema marts is published as it is);
+# fct_usage_daily is a view of int_usage_daily, which keeps the days once
+_OTHER_COPIES = {"fct_usage_daily": "marts.fct_usage_daily",
+                 "held_accounts": "staging.stg_input_problems__held_accounts",
                  "plan_entitlements": "config.plan_entitlements", "usage_meters": "config.usage_meters"}
 _PARTITION_FLUSH_ROWS = 16_384
 MANIFEST = "manifest.json"

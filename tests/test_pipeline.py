@@ -167,3 +167,48 @@ def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):
         ("named_license", "3", "24.00")]
     daily = query(workdir, "select usage_date, quantity from marts.fct_usage_daily order by 1")
     assert [int(q) for _, q in daily] == [1, 1, 1, 1]  # four days of one user each; the cycle has three
+
+
+def test_sum_max_and_latest_meters_of_a_cycle_over_days_and_runs(case_copy):
+    """SUM and MAX quantities are merged from the cycle's days, LATEST is taken over the cycle's
+    events: the same quantities as over the events themselves, also when a later run adds a day."""
+    workdir = case_copy("01_stripe_payments")
+    config = workdir / "config"
+    (config / "event_schemas.yaml").write_text(
+        "event_schemas:\n  - {name: storage, attributes: [{name: gb, required: true}], dimensions: []}\n")
+    (config / "usage_meters.yaml").write_text(
+        "usage_meters:\n"
+        "  - {name: gb_written, event_schema: storage, aggregation: SUM, attribute: gb}\n"
+        "  - {name: peak_gb, event_schema: storage, aggregation: MAX, attribute: gb}\n"
+        "  - {name: last_gb, event_schema: storage, aggregation: LATEST, attribute: gb}\n")
+    (config / "billable_items.yaml").write_text("billable_items:\n" + "".join(
+        f"  - {{name: {meter}, billable_name: {meter}, type: usage, usage_meter: {meter}}}\n"
+        for meter in ("gb_written", "peak_gb", "last_gb")))
+    (config / "price_plans" / "payments_standard.yaml").write_text(
+        "name: payments_standard\ncurrency: USD\nbilling_cycle: {interval: month, anchor: calendar}\n"
+        "grace_period_days: 3\nrate_cards:\n  usage:\n" + "".join(
+            f'    - {{billable_item: {meter}, model: per_unit, unit_price: "1"}}\n'
+            for meter in ("gb_written", "peak_gb", "last_gb")))
+    events = workdir / "data" / "events"
+
+    def write(name: str, readings: list[tuple[str, str]]) -> None:
+        (events / name).write_text("".join(
+            json.dumps({"id": f"{name}-{n}", "schema": "storage", "account_id": "acct_a",
+                        "timestamp": f"2026-10-{day}Z", "attributes": {"gb": gb}}) + "\n"
+            for n, (day, gb) in enumerate(readings)))
+
+    def quantities() -> dict[str, tuple[str, int]]:
+        rows = query(workdir, "select meter_name, quantity, event_count from marts.fct_meter_usage "
+                              "where cycle_id = 'acct_a/2026-10-01'")
+        return {meter: (f"{quantity.normalize():f}", count) for meter, quantity, count in rows}
+
+    write("first.jsonl", [("02T08:00:00", "5"), ("02T09:00:00", "7.5"), ("10T12:00:00", "12"), ("20T00:00:00", "3")])
+    assert tally_run(workdir, "2026-10-21").returncode == 0
+    assert quantities() == {"gb_written": ("27.5", 4), "peak_gb": ("12", 4), "last_gb": ("3", 4)}
+    write("second.jsonl", [("24T10:00:00", "20"), ("15T00:00:00", "1")])  # a new peak; an older reading
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert quantities() == {"gb_written": ("48.5", 6), "peak_gb": ("20", 6), "last_gb": ("20", 6)}
+    invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
+    assert sorted((line["quantity"], line["amount"]) for line in invoice["lines"]) == [
+        ("20", "20.00"), ("20", "20.00"), ("48.5", "48.50")]

@@ -169,7 +169,7 @@ def meter_value_sql(aggregation: str, attribute: str | None, unique_by: str | No
 
 
 # What a meter's quantity is, over its events' values (README), defined once: dbt aggregates a
-# cycle (int_meter_usage) and a day (fct_usage_daily) with it, the entitlement crossings run it as
+# day (int_usage_daily) and a cycle (int_meter_usage) with it, the entitlement crossings run it as
 # a window ({window}: " over <window>"), and `tally entitlements` counts up to a moment with it.
 QUANTITY_SQL = {
     "COUNT": f"cast(count(*){{window}} as {METER_DECIMAL})",
@@ -177,6 +177,17 @@ QUANTITY_SQL = {
     "MAX": "coalesce(max(meter_value){window}, 0)",
     "UNIQUE_COUNT": f"cast(count(distinct distinct_value){{window}} as {METER_DECIMAL})",
     "LATEST": "coalesce(arg_max(meter_value, (event_at, event_id)){window}, 0)",  # ties: the greatest id
+}
+
+# The cycle's quantity from its days' quantities (columns quantity, event_count of
+# int_usage_daily), for the rules whose partial results merge exactly: int_meter_usage reads
+# these meters from the daily aggregates, not from the events again. UNIQUE_COUNT (a value seen on
+# two days counts once) and LATEST (the latest of the cycle, not of a day) have none: they are
+# computed over the cycle's events.
+DAILY_MERGE_SQL = {
+    "COUNT": "sum(quantity)",
+    "SUM": "sum(quantity)",
+    "MAX": "max(quantity)",
 }
 
 

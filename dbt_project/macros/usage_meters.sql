@@ -11,7 +11,8 @@
     {% endif %}
     {% set query %}
         select m.meter_name, m.schema_name, m.aggregation, m.value_sql, m.distinct_sql, m.filter_sql,
-               string_agg(p.plan_name, ',' order by p.plan_name) as plan_names, m.quantity_sql
+               string_agg(p.plan_name, ',' order by p.plan_name) as plan_names, m.quantity_sql,
+               m.daily_merge_sql
         from {{ source('config', 'usage_meters') }} m
         left join {{ source('config', 'plan_meters') }} p on p.meter_name = m.meter_name
         group by all
@@ -22,7 +23,8 @@
         {% do meters.append({
             'meter_name': row[0], 'schema_name': row[1], 'aggregation': row[2],
             'value_sql': row[3], 'distinct_sql': row[4], 'filter_sql': row[5],
-            'plan_names': (row[6] or '').split(',') | reject('equalto', '') | list, 'quantity_sql': row[7]}) %}
+            'plan_names': (row[6] or '').split(',') | reject('equalto', '') | list, 'quantity_sql': row[7],
+            'daily_merge_sql': row[8]}) %}
     {% endfor %}
     {{ return(meters) }}
 {% endmacro %}
@@ -84,4 +86,21 @@
     where false
     group by {{ keys }}
     {%- endif %}
+{%- endmacro %}
+
+{#- Rows of a relation of daily aggregates (quantity, event_count) grouped by `keys`, a column list
+    that includes meter_name: the keys, event_count and the quantity merged from the days by each
+    meter's DAILY_MERGE_SQL (dagster_project/catalog/filters.py). Only meters whose days merge
+    exactly belong in `meters`. -#}
+{% macro merged_daily_aggregates(meters, relation, keys) -%}
+    {%- set rules = meters | map(attribute='daily_merge_sql') | unique | list -%}
+    {%- for rule in rules %}
+    select {{ keys }}, cast(sum(event_count) as bigint) as event_count, {{ rule }} as quantity
+    from {{ relation }}
+    where meter_name in ({% for meter in meters if meter.daily_merge_sql == rule %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by {{ keys }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 {%- endmacro %}

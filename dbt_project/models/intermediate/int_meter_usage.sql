@@ -8,10 +8,14 @@
 -- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct
 -- count, or latest value; see the README) and event_count, over the cycle's metered events.
--- Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles from all of their
--- events (never by merging partial results: a distinct count or a latest value cannot be
--- merged) and keeps the others.
+-- COUNT, SUM and MAX merge exactly from the cycle's days (int_usage_daily), which read the events
+-- already; UNIQUE_COUNT and LATEST are computed from the cycle's events, never merged from
+-- partial results. Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles
+-- whole and keeps the others.
 {%- set meters = usage_meters() %}
+{%- set from_events = meters | selectattr('daily_merge_sql', 'none') | list %}
+{%- set from_days = meters | rejectattr('daily_merge_sql', 'none') | list %}
+{%- set event_schemas = from_events | map(attribute='schema_name') | unique | list %}
 
 with cycles_to_compute as (
 
@@ -19,10 +23,20 @@ with cycles_to_compute as (
 
 ),
 
+days as (
+
+    select * from {{ ref('int_usage_daily') }}
+    {% if is_incremental() %}
+    where cycle_id in (select cycle_id from cycles_to_compute)
+    {% endif %}
+
+),
+
 events as {{ inlined_cte() }} (
 
     select * from {{ ref('int_events') }}
     where status = 'metered'
+      and schema_name in ({% for schema in event_schemas %}'{{ schema }}'{% if not loop.last %}, {% endif %}{% else %}null{% endfor %})
     {% if is_incremental() %}
       and cycle_id in (select cycle_id from cycles_to_compute)
       and {{ within_recomputed_periods() }}
@@ -47,7 +61,11 @@ values as {{ inlined_cte() }} (
 ),
 
 aggregated as (
-{{ meter_aggregates(meters, 'values', 'cycle_id, account_id, meter_name') }}
+{{ meter_aggregates(from_events, 'values', 'cycle_id, account_id, meter_name') }}
+    {%- if from_days %}
+    union all
+{{ merged_daily_aggregates(from_days, 'days', 'cycle_id, account_id, meter_name') }}
+    {%- endif %}
 
 ),
 

@@ -1,6 +1,6 @@
 -- Account x meter x cycle: the meter's quantity and event_count for every meter of the cycle's
--- plan (0 when nothing was metered, so that every usage line exists). UNIQUE_COUNT, MAX and
--- LATEST are computed over the whole cycle (int_meter_usage), never assembled from daily figures.
+-- plan (0 when nothing was metered, so that every usage line exists). UNIQUE_COUNT and LATEST
+-- are computed over the whole cycle's events (int_meter_usage), never assembled from daily figures.
 with cycles as (
 
     select * from {{ ref('int_billing_cycles') }}
