@@ -227,6 +227,13 @@ create table if not exists billing.metering_account_states (
     state_hash varchar not null
 );
 
+-- What each dbt node was last built from (defs/dbt/unchanged.py): a node whose inputs match is
+-- not built again. Deleted before a build of the node, written after the build succeeded.
+create table if not exists billing.dbt_node_builds (
+    unique_id varchar not null,
+    fingerprint varchar not null
+);
+
 -- Append-only (delivery/): 'sending' is written before a document goes out through a channel and
 -- 'delivered' or 'failed' after, so a send whose outcome was never written is found and sent
 -- again with the same idempotency key.

@@ -5,6 +5,7 @@ changes nothing final."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import duckdb
@@ -98,6 +99,11 @@ def test_daily_runs_meter_incrementally_with_every_kind_of_event(daily):
     workdir, outputs = daily
     assert "(full refresh: first metering of this warehouse)" in outputs[0]
     assert all("(incremental)" in output for output in outputs[1:])
+    # nodes whose inputs did not change are left out (the config's views, at least): that this
+    # changes no result is the full refresh's test below, which builds every node
+    assert "unchanged since they were built" not in outputs[0]
+    assert all(re.search(r"dbt metering .*; [1-9]\d* unchanged since they were built", output)
+               for output in outputs[1:])
     counts = statuses(workdir / "warehouse.duckdb")
     assert counts["late"] == 5 and counts["duplicate"] >= 3 and counts["invalid"] >= 2
     con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
@@ -154,6 +160,7 @@ def test_a_full_refresh_gives_identical_marts_and_byte_identical_invoices(daily)
                      "--full-refresh", home=workdir / ".dagster")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "(full refresh: asked for (--full-refresh))" in proc.stdout
+    assert "unchanged since they were built" not in proc.stdout  # every node built
     after = snapshot(warehouse)
     for name in before:
         differing = [(old[0], [(i, a, b) for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b])

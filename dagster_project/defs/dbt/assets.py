@@ -25,20 +25,22 @@ DELIVERY_SELECT = "tag:delivery"
 
 
 def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt_vars: dict, step: str,
-           label: str, select: str | None = None, exclude: str | None = None, full_refresh: bool = False):
+           label: str, select: str | None = None, exclude: str | None = None, full_refresh: bool = False,
+           build_all: bool = False):
     nodes = len(context.selected_output_names) + len(context.selected_asset_check_keys)
     with progress(context, f"dbt {step}", total=nodes) as stage:
         # One folder per warehouse and step, overwritten by every run: <warehouse>.dbt/<step>/compiled
         # shows the SQL of the latest run, the meters' SQL among it.
         result = dbt_build(context, warehouse.absolute_path, dbt_vars, select, exclude,
                            target_path=run_target(warehouse.absolute_path) / step, full_refresh=full_refresh,
-                           verbose=stage.verbose,
+                           build_all=build_all, verbose=stage.verbose,
                            on_node_done=lambda name, status: stage.advance())
         yield from result.events
         if not result.success:
             raise dg.Failure(description="\n".join(result.failures),
                              metadata={"failures": dg.MetadataValue.text("\n".join(result.failures))})
-        stage.done(label.format(nodes=len(result.events)))
+        kept = f"; {result.unchanged} unchanged since they were built, not rebuilt" if result.unchanged else ""
+        stage.done(label.format(nodes=len(result.events)) + kept)
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, exclude=METERING_EXCLUDE, name="dbt_metering",
@@ -66,15 +68,16 @@ def dbt_metering(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, select=BILLING_SELECT, name="dbt_billing_marts",
             dagster_dbt_translator=translator)
-def dbt_billing_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, billing_clock: BillingClock):
+def dbt_billing_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, billing_clock: BillingClock,
+                      options: RunOptions):
     """Invoice marts and the event pipeline log, with their reconciliation tests."""
     yield from _build(context, warehouse, {"as_of": billing_clock.today().isoformat()}, "billing_marts",
-                      "{nodes} models and tests passed", select=BILLING_SELECT)
+                      "{nodes} models and tests passed", select=BILLING_SELECT, build_all=options.full_refresh)
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, select=DELIVERY_SELECT, name="dbt_delivery_log",
             dagster_dbt_translator=translator)
-def dbt_delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def dbt_delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource, options: RunOptions):
     """The delivery log mart, built after delivery so that it holds the run's own actions."""
     yield from _build(context, warehouse, {}, "delivery_log", "{nodes} models and tests passed",
-                      select=DELIVERY_SELECT)
+                      select=DELIVERY_SELECT, build_all=options.full_refresh)

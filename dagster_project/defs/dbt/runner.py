@@ -20,10 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtProject
-from dagster_dbt.asset_utils import get_subset_selection_for_context
+from dagster_dbt.asset_utils import get_asset_check_key_for_test, get_subset_selection_for_context
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
-from dagster_project import limits
+from dagster_project import limits, warehouse
+from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.project import TARGET_DIR, dbt_project, ensure_manifest, translator
 from dagster_project.settings import duckdb_settings
 
@@ -33,6 +34,7 @@ class DbtBuildResult:
     success: bool
     failures: list[str] = field(default_factory=list)  # one readable line per failed node
     events: list = field(default_factory=list)         # Dagster events, in dbt's order
+    unchanged: int = 0                                 # nodes not built: nothing they read changed
 
 
 @cache
@@ -76,23 +78,45 @@ def catalog_name(warehouse: Path) -> str:
     return warehouse.stem
 
 
-def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict, select: str | None,
-              exclude: str | None, target_path: Path, full_refresh: bool = False, verbose: bool = False,
-              on_node_done: Callable[[str, str], None] | None = None) -> DbtBuildResult:
-    """`dbt build` of the selection (subsetted as Dagster asks) on the warehouse, in this process."""
+def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars: dict, select: str | None,
+              exclude: str | None, target_path: Path, full_refresh: bool = False, build_all: bool = False,
+              verbose: bool = False, on_node_done: Callable[[str, str], None] | None = None) -> DbtBuildResult:
+    """`dbt build` of the selection (subsetted as Dagster asks) on the warehouse, in this process,
+    leaving out the nodes whose inputs did not change since they were built (unchanged.py) unless
+    build_all or full_refresh."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
     manifest_json = _manifest_json(str(dbt_project.manifest_path), dbt_project.manifest_path.stat().st_mtime)
-    selection, indirect = get_subset_selection_for_context(
-        context, manifest_json, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
+    dbt_vars = {**dbt_vars, **limits.dbt_vars()}
+    candidates = _selected_nodes(context)
+    with warehouse.connect(warehouse_path) as con:
+        build = unchanged.plan(con, manifest_json, set(candidates), dbt_vars, build_all=build_all or full_refresh)
+        unchanged.forget(con, build.to_build)
+    result = DbtBuildResult(success=False, unchanged=len(build.unchanged))
+    # (unique id, event): Dagster takes a step's assets in dependency order, built or not
+    node_events = [(unique_id, _unchanged_event(candidates[unique_id])) for unique_id in build.unchanged
+                   if candidates[unique_id] is not None]
+    for _ in build.unchanged:
+        if on_node_done is not None:
+            on_node_done("", "unchanged")
+    if not build.to_build:
+        result.success = True
+        result.events = _in_dependency_order(node_events)
+        return result
+    if build.unchanged:
+        # every node to build named, tests too: indirect selection would bring back tests left out
+        names = [manifest_json["nodes"][unique_id]["name"] for unique_id in build.to_build]
+        selection, indirect = ["--select", *names], "empty"
+    else:
+        selection, indirect = get_subset_selection_for_context(
+            context, manifest_json, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
+    users_indirect = os.environ.get("DBT_INDIRECT_SELECTION")
     if indirect is not None:
         os.environ["DBT_INDIRECT_SELECTION"] = indirect
     # profiles.yml reads the warehouse path and DuckDB's settings from the environment
-    os.environ["TALLY_WAREHOUSE"] = str(warehouse)
-    os.environ.update(duckdb_settings(warehouse).environment())
-
-    result = DbtBuildResult(success=False)
+    os.environ["TALLY_WAREHOUSE"] = str(warehouse_path)
+    os.environ.update(duckdb_settings(warehouse_path).environment())
     raw_events: list[dict] = []
 
     def collect(message) -> None:
@@ -106,7 +130,7 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict
 
     args = ["build", "--project-dir", str(dbt_project.project_dir), "--profiles-dir", str(dbt_project.profiles_dir),
             "--target-path", str(target_path), "--log-path", str(target_path), "--no-write-json",
-            "--vars", json.dumps({**dbt_vars, **limits.dbt_vars()}), *selection,
+            "--vars", json.dumps(dbt_vars), *selection,
             # unit tests check SQL logic, not data: the test suite runs them (tests/test_demo.py)
             "--exclude-resource-type", "unit_test"]
     if full_refresh:
@@ -114,21 +138,93 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse: Path, dbt_vars: dict
     if not verbose:
         args += ["--log-level", "none"]
     try:
-        outcome = dbtRunner(manifest=manifest_for(catalog_name(warehouse)), callbacks=[collect]).invoke(args)
+        outcome = dbtRunner(manifest=manifest_for(catalog_name(warehouse_path)), callbacks=[collect]).invoke(args)
     finally:
         _release_warehouse()
+        if users_indirect is None:
+            os.environ.pop("DBT_INDIRECT_SELECTION", None)
+        else:
+            os.environ["DBT_INDIRECT_SELECTION"] = users_indirect
     for raw in raw_events:
         message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
-        result.events.extend(message.to_default_asset_events(manifest=manifest_json, dagster_dbt_translator=translator,
-                                                             context=context, target_path=target_path,
-                                                             project=dbt_project))
+        unique_id = raw["data"].get("node_info", {}).get("unique_id", "")
+        node_events += [(unique_id, event) for event in message.to_default_asset_events(
+            manifest=manifest_json, dagster_dbt_translator=translator, context=context, target_path=target_path,
+            project=dbt_project)]
+    result.events = _in_dependency_order(node_events)
     result.success = outcome.success
     node_results = getattr(outcome.result, "results", None) or []
     result.failures = [_failure_line(r) for r in node_results if str(r.status) in ("error", "fail")]
     if not outcome.success and not result.failures:
         text = str(outcome.exception or "").strip()
         result.failures.append(text.splitlines()[0] if text else "dbt build failed")
+    if result.success:
+        with warehouse.connect(warehouse_path) as con:
+            unchanged.record(con, {unique_id: build.fingerprints[unique_id] for unique_id in build.to_build})
     return result
+
+
+def _in_dependency_order(node_events: list[tuple[str, object]]) -> list:
+    rank = _dependency_rank(str(dbt_project.manifest_path), dbt_project.manifest_path.stat().st_mtime)
+    return [event for _, event in sorted(node_events, key=lambda pair: rank.get(pair[0], len(rank)))]
+
+
+@cache
+def _dependency_rank(path: str, modified: float) -> dict[str, int]:
+    """Every node's place in one order of the dbt graph where each node comes after what it reads."""
+    nodes = _manifest_json(path, modified)["nodes"]
+    rank: dict[str, int] = {}
+    for start in sorted(nodes):
+        stack = [(start, False)]
+        while stack:
+            unique_id, expanded = stack.pop()
+            if unique_id in rank or unique_id not in nodes:
+                continue
+            if expanded:
+                rank[unique_id] = len(rank)
+                continue
+            stack.append((unique_id, True))
+            stack += [(parent, False) for parent in nodes[unique_id]["depends_on"]["nodes"] if parent not in rank]
+    return rank
+
+
+def _selected_nodes(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey | dg.AssetCheckKey | None]:
+    """The dbt nodes (unique id: Dagster key) of the assets and checks this step materializes,
+    and the tests that are no asset check (key None) on them: dbt's eager selection runs those too."""
+    manifest_path = dbt_project.manifest_path
+    models, checks, loose_tests = _keys_by_node(str(manifest_path), manifest_path.stat().st_mtime)
+    selected_assets, selected_checks = set(context.selected_asset_keys), set(context.selected_asset_check_keys)
+    nodes = {unique_id: key for unique_id, key in models.items() if key in selected_assets}
+    nodes |= {unique_id: key for unique_id, key in checks.items() if key in selected_checks}
+    for unique_id, (parents, key) in loose_tests.items():
+        if parents & nodes.keys():
+            nodes[unique_id] = key
+    return nodes
+
+
+@cache
+def _keys_by_node(path: str, modified: float):
+    manifest = _manifest_json(path, modified)
+    models, checks, loose_tests = {}, {}, {}
+    for unique_id, node in manifest["nodes"].items():
+        if node["resource_type"] in ("model", "seed", "snapshot"):
+            models[unique_id] = translator.get_asset_spec(manifest, unique_id, dbt_project).key
+        elif node["resource_type"] == "test":
+            key = get_asset_check_key_for_test(manifest, translator, unique_id, dbt_project)
+            if key is None:
+                loose_tests[unique_id] = (set(node["depends_on"]["nodes"]), None)
+            else:
+                checks[unique_id] = key
+    return models, checks, loose_tests
+
+
+def _unchanged_event(key: dg.AssetKey | dg.AssetCheckKey):
+    """A node left out of the build: its asset is as it was built (the check as it passed),
+    since nothing it reads changed."""
+    metadata = {"unchanged": True}
+    if isinstance(key, dg.AssetCheckKey):
+        return dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=True, metadata=metadata)
+    return dg.Output(value=None, output_name=key.to_python_identifier(), metadata=metadata)
 
 
 def _release_warehouse() -> None:

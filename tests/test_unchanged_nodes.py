@@ -1,0 +1,118 @@
+"""Which dbt nodes a run may leave out because nothing they read changed (defs/dbt/unchanged.py):
+the fingerprints of a small dbt graph over a real DuckDB file, as its rows, vars, code and
+relations change. That the pipeline's marts stay those of a full rebuild is tested in
+test_incremental.py (daily runs that leave nodes out against one run that builds them all)."""
+from __future__ import annotations
+
+import copy
+
+import duckdb
+import pytest
+
+from dagster_project import warehouse
+from dagster_project.defs.dbt import unchanged
+
+
+def _model(name: str, materialized: str, parents: list[str], code: str = "select 1", macros: list[str] = (),
+           schema: str = "marts") -> dict:
+    return {"resource_type": "model", "name": name, "schema": schema, "alias": name, "raw_code": code,
+            "config": {"materialized": materialized}, "depends_on": {"nodes": parents, "macros": list(macros)},
+            "description": "", "columns": {}}
+
+
+def _test(name: str, parents: list[str], where: str | None = None) -> dict:
+    return {"resource_type": "test", "name": name, "schema": "tests", "alias": name, "raw_code": "select 1",
+            "config": {"where": where}, "depends_on": {"nodes": parents, "macros": []},
+            "test_metadata": {"name": "not_null"}, "description": "", "columns": {}}
+
+
+MANIFEST = {
+    "metadata": {"project_name": "shop"},
+    "macros": {
+        "macro.shop.as_of_date": {"package_name": "shop", "name": "as_of_date", "depends_on": {"macros": []},
+                                  "macro_sql": "{% macro as_of_date() %}'{{ var(\"as_of\") }}'::date{% endmacro %}"},
+        "macro.shop.today": {"package_name": "shop", "name": "today", "depends_on": {"macros": []},
+                             "macro_sql": "{% macro today() %}current_date{% endmacro %}"},
+    },
+    "sources": {"source.shop.raw.items": {"schema": "raw", "identifier": "items"}},
+    "nodes": {
+        "model.shop.stg_items": _model("stg_items", "view", ["source.shop.raw.items"], schema="staging"),
+        "model.shop.fct_items": _model("fct_items", "table", ["model.shop.stg_items"]),
+        "model.shop.fct_items_as_of": _model("fct_items_as_of", "table", ["model.shop.stg_items"],
+                                             macros=["macro.shop.as_of_date"]),
+        "model.shop.fct_items_today": _model("fct_items_today", "table", ["model.shop.stg_items"],
+                                             macros=["macro.shop.today"]),
+        "model.shop.int_items_appended": _model("int_items_appended", "incremental", ["model.shop.stg_items"]),
+        "model.shop.fct_items_appended": _model("fct_items_appended", "table", ["model.shop.int_items_appended"]),
+        "test.shop.not_null_fct_items_id": _test("not_null_fct_items_id", ["model.shop.fct_items"]),
+        "test.shop.recent_items": _test("recent_items", ["model.shop.fct_items"], where="id > (select 1)"),
+    },
+}
+ALL = set(MANIFEST["nodes"])
+VARS = {"as_of": "2026-11-10", "metering_run": 3}
+
+
+@pytest.fixture
+def con(tmp_path):
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(con)  # the pipeline's tables, billing.dbt_node_builds among them
+    con.execute("create schema staging; create schema marts")
+    con.execute("create table raw.items as select range as id from range(5)")
+    con.execute("create view staging.stg_items as select * from raw.items")
+    for node in MANIFEST["nodes"].values():
+        if node["resource_type"] == "model" and node["schema"] == "marts":
+            con.execute(f"create table marts.{node['name']} as select 1 as id")
+    yield con
+    con.close()
+
+
+def built_after_a_first_build(con, manifest=MANIFEST, dbt_vars=VARS) -> list[str]:
+    """What a second build builds (with this manifest and these vars) after a first one of MANIFEST."""
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    return [unique_id.split(".")[-1] for unique_id in unchanged.plan(con, manifest, ALL, dbt_vars).to_build]
+
+
+ALWAYS_BUILT = ["fct_items_appended", "fct_items_today", "int_items_appended", "recent_items"]
+
+
+def test_a_first_build_builds_everything_and_a_second_only_what_must_always_be_built(con):
+    assert unchanged.plan(con, MANIFEST, ALL, VARS).to_build == sorted(ALL)
+    # incremental models and what reads them, code that reads the clock, a test with a where
+    assert built_after_a_first_build(con) == ALWAYS_BUILT
+
+
+def test_a_var_counts_only_for_the_nodes_whose_code_reads_it(con):
+    assert built_after_a_first_build(con, dbt_vars={**VARS, "metering_run": 4}) == ALWAYS_BUILT
+    assert built_after_a_first_build(con, dbt_vars={**VARS, "as_of": "2026-11-11"}) == sorted(
+        ALWAYS_BUILT + ["fct_items_as_of"])
+
+
+def test_a_changed_row_of_a_source_rebuilds_everything_downstream_of_it(con):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    con.execute("update raw.items set id = 10 where id = 4")  # same count, other rows
+    assert sorted(unchanged.plan(con, MANIFEST, ALL, VARS).to_build) == sorted(ALL)
+
+
+def test_changed_code_or_a_missing_relation_rebuilds_the_node_and_what_reads_it(con):
+    edited = copy.deepcopy(MANIFEST)
+    edited["nodes"]["model.shop.fct_items"]["raw_code"] = "select 2"
+    assert built_after_a_first_build(con, manifest=edited) == sorted(
+        ALWAYS_BUILT + ["fct_items", "not_null_fct_items_id"])
+    con.execute("drop table marts.fct_items_as_of")
+    assert [u.split(".")[-1] for u in unchanged.plan(con, MANIFEST, ALL, VARS).to_build] == sorted(
+        ALWAYS_BUILT + ["fct_items_as_of"])
+
+
+def test_a_build_that_did_not_succeed_leaves_its_nodes_to_the_next(con):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    unchanged.forget(con, ["model.shop.fct_items"])  # its build began and never recorded an end
+    assert "model.shop.fct_items" in unchanged.plan(con, MANIFEST, ALL, VARS).to_build
+    assert unchanged.plan(con, MANIFEST, ALL, VARS, build_all=True).to_build == sorted(ALL)
+
+
+def test_a_node_upstream_outside_the_build_counts_with_what_it_was_built_from(con):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    downstream = {"model.shop.fct_items", "test.shop.not_null_fct_items_id"}
+    assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == []
+    unchanged.forget(con, ["model.shop.stg_items"])  # built elsewhere, not recorded: changed
+    assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == sorted(downstream)
