@@ -7,7 +7,9 @@ once skips all three. The manifest names the warehouse's catalog (DuckDB's name 
 file is its stem), so it is retargeted to the warehouse of the run when it is loaded.
 
 dbt's results become Dagster events through dagster-dbt's own translation, so models are asset
-materializations and dbt tests are asset checks exactly as with `DbtCliResource`.
+materializations and dbt tests are asset checks exactly as with `DbtCliResource`. Nodes whose
+inputs did not change since they were built are left out of the build (unchanged.py) and reported
+as materialized (checks as passed) with `unchanged: true`.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from dagster_project.settings import duckdb_settings
 class DbtBuildResult:
     success: bool
     failures: list[str] = field(default_factory=list)  # one readable line per failed node
-    events: list = field(default_factory=list)         # Dagster events, in dbt's order
+    events: list = field(default_factory=list)         # Dagster events, in dependency order
     unchanged: int = 0                                 # nodes not built: nothing they read changed
 
 
