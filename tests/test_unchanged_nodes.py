@@ -116,3 +116,37 @@ def test_a_node_upstream_outside_the_build_counts_with_what_it_was_built_from(co
     assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == []
     unchanged.forget(con, ["model.shop.stg_items"])  # built elsewhere, not recorded: changed
     assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == sorted(downstream)
+
+
+def test_a_column_no_model_reads_is_left_out_of_its_sources_fingerprint(con):
+    manifest = copy.deepcopy(MANIFEST)
+    manifest["sources"]["source.shop.raw.items"]["columns"] = {"is_checked": {"meta": {"fingerprinted": False}}}
+    con.execute("alter table raw.items add column is_checked boolean default false")
+    unchanged.record(con, unchanged.plan(con, manifest, ALL, VARS).fingerprints)
+    con.execute("update raw.items set is_checked = true")  # bookkeeping: no mart can differ
+    assert [u.split(".")[-1] for u in unchanged.plan(con, manifest, ALL, VARS).to_build] == ALWAYS_BUILT
+    con.execute("update raw.items set id = 10 where id = 4")
+    assert sorted(unchanged.plan(con, manifest, ALL, VARS).to_build) == sorted(ALL)
+
+
+def test_every_model_reading_a_source_excludes_the_columns_left_out_of_its_fingerprint():
+    """The pipeline's own project: a column marked `fingerprinted: false` must be excluded by
+    every node that reads its source, or a mart could keep a value that changed."""
+    import json
+    import re
+
+    from dagster_project.defs.dbt.project import dbt_project, ensure_manifest
+
+    ensure_manifest(dbt_project)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    unread = {unique_id: [name for name, column in source["columns"].items()
+                          if column.get("meta", {}).get("fingerprinted") is False]
+              for unique_id, source in manifest["sources"].items()}
+    unread = {unique_id: names for unique_id, names in unread.items() if names}
+    assert unread == {"source.tally.billing.invoices": ["is_committed", "document_json"]}
+    for unique_id, names in unread.items():
+        readers = [node for node in manifest["nodes"].values() if unique_id in node["depends_on"]["nodes"]]
+        assert [node["name"] for node in readers] == ["stg_billing__invoices"]
+        for node in readers:
+            excluded = re.search(r"select \* exclude \(([^)]*)\)", node["raw_code"])
+            assert excluded and set(names) <= {name.strip() for name in excluded.group(1).split(",")}, node["name"]

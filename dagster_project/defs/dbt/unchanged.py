@@ -4,9 +4,9 @@ A daily run rebuilt every table of the billing marts and every reference-data vi
 about 4 s at 100k accounts, although invoices change when a cycle closes and reference data when
 its files do. A node's fingerprint is its code (SQL, config, descriptions; every macro of the
 project; dbt's version), the values of the vars its code reads, and the fingerprints of what it
-reads: the nodes upstream, and each source's rows (their count and a sum of their hashes). A
-model or test whose fingerprint is the one recorded when it was last built, and whose relation is
-there, is left out of the build.
+reads: the nodes upstream, and each source's rows (their count and a sum of their hashes, less the
+columns no model reads, such as billing.invoices' commit flag). A model or test whose fingerprint
+is the one recorded when it was last built, and whose relation is there, is left out of the build.
 
 Some nodes are built every time, and so is everything that reads them: incremental models (they
 build on their own previous rows), seeds and snapshots; code that reads the clock, the
@@ -128,8 +128,14 @@ class _Fingerprints:
                                 "and schema_name = ? and table_name = ?", [schema, table]).fetchall()
         if not size or size[0][0] > HASHED_SOURCE_ROWS:
             return self.volatile  # a view, a missing table, or too large to hash every run
-        rows, total = self.con.execute(
-            f'select count(*), sum(hash(t)::hugeint) from "{schema}"."{table}" as t').fetchone()
+        # columns no model reads (meta fingerprinted: false; tests/test_unchanged_nodes.py holds
+        # every reader to excluding them): bookkeeping that changes without changing any mart
+        unread = [name for name, column in source.get("columns", {}).items()
+                  if column.get("meta", {}).get("fingerprinted") is False]
+        relation = f'"{schema}"."{table}"'
+        if unread:
+            relation = f"(select * exclude ({', '.join(_quoted(name) for name in unread)}) from {relation})"
+        rows, total = self.con.execute(f"select count(*), sum(hash(t)::hugeint) from {relation} as t").fetchone()
         columns = self.con.execute("select column_name, data_type from information_schema.columns "
                                    "where table_catalog = current_database() and table_schema = ? and table_name = ? "
                                    "order by ordinal_position", [schema, table]).fetchall()
@@ -150,6 +156,10 @@ class _Fingerprints:
             package = macro_id.rsplit(".", 1)[0]
             pending += [f"{package}.{prefix}{macro['name']}" for prefix in _DISPATCH_PREFIXES]
         return "\n".join(texts)
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _digest(value) -> str:
