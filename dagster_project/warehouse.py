@@ -380,6 +380,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
                             "and table_name = ?", [schema, table]))
 
 
+def quoted_identifier(identifier: str) -> str:
+    """A name as a DuckDB identifier, whatever characters it holds."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """The single value of a query. Reads the whole result: DuckDB refuses new work on a connection
     whose last result was only partly fetched."""

@@ -5,12 +5,15 @@ test_incremental.py (daily runs that leave nodes out against one run that builds
 from __future__ import annotations
 
 import copy
+import json
+import re
 
 import duckdb
 import pytest
 
 from dagster_project import warehouse
 from dagster_project.defs.dbt import unchanged
+from dagster_project.defs.dbt.project import dbt_project, ensure_manifest
 
 
 def _model(name: str, materialized: str, parents: list[str], code: str = "select 1", macros: list[str] = (),
@@ -132,17 +135,10 @@ def test_a_column_no_model_reads_is_left_out_of_its_sources_fingerprint(con):
 def test_every_model_reading_a_source_excludes_the_columns_left_out_of_its_fingerprint():
     """The pipeline's own project: a column marked `fingerprinted: false` must be excluded by
     every node that reads its source, or a mart could keep a value that changed."""
-    import json
-    import re
-
-    from dagster_project.defs.dbt.project import dbt_project, ensure_manifest
-
     ensure_manifest(dbt_project)
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    unread = {unique_id: [name for name, column in source["columns"].items()
-                          if column.get("meta", {}).get("fingerprinted") is False]
-              for unique_id, source in manifest["sources"].items()}
-    unread = {unique_id: names for unique_id, names in unread.items() if names}
+    unread = {unique_id: names for unique_id, source in manifest["sources"].items()
+              if (names := unchanged.unfingerprinted_columns(source))}
     assert unread == {"source.tally.billing.invoices": ["is_committed", "document_json"]}
     for unique_id, names in unread.items():
         readers = [node for node in manifest["nodes"].values() if unique_id in node["depends_on"]["nodes"]]

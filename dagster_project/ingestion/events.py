@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from dagster_project.warehouse import scalar
+from dagster_project.warehouse import quoted_identifier, scalar
 
 EVENT_FILE_SUFFIXES = (".jsonl", ".parquet")
 CHUNK_LINES = 200_000
@@ -450,7 +450,7 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
     typed = _TYPED_TIMESTAMPS.get(types.get("timestamp", ""))
     if typed:
         select += ["cast(null as varchar) as event_timestamp",
-                   f"cast({typed.format(column=_quote('timestamp'))} as timestamp) as event_timestamp_utc"]
+                   f"cast({typed.format(column=quoted_identifier('timestamp'))} as timestamp) as event_timestamp_utc"]
     else:
         select += [f"{_parquet_text(types, 'timestamp')} as event_timestamp",
                    "cast(null as timestamp) as event_timestamp_utc"]
@@ -459,11 +459,11 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
         if kind is None:
             select.append(f"cast(map() as map(varchar, varchar)) as {column}")
         elif column in json_columns:
-            select.append(f"cast({_quote(column)} as varchar) as {column}_json")
+            select.append(f"cast({quoted_identifier(column)} as varchar) as {column}_json")
         else:
             # values to their exact text (DECIMAL and VARCHAR stay exact), nulls dropped, keys sorted;
             # a map of text that is so already (the usual case) is taken as it is
-            quoted = _quote(column)
+            quoted = quoted_identifier(column)
             converted = (f"map_from_entries(list_sort(list_transform("
                          f"list_filter(map_entries({quoted}), lambda e: e.value is not null), "
                          f"lambda e: {{'key': cast(e.key as varchar), 'value': cast(e.value as varchar)}})))")
@@ -477,7 +477,9 @@ def _parquet_select(types: dict[str, str], json_columns: set[str]) -> list[str]:
 
 def _parquet_text(types: dict[str, str], column: str) -> str:
     """A text column of the file as trimmed text, NULL when empty or absent."""
-    return f"nullif(trim(cast({_quote(column)} as varchar)), '')" if column in types else "cast(null as varchar)"
+    if column not in types:
+        return "cast(null as varchar)"
+    return f"nullif(trim(cast({quoted_identifier(column)} as varchar)), '')"
 
 
 def _json_text_columns(types: dict[str, str], path: Path) -> set[str]:
@@ -539,7 +541,3 @@ def _read_parquet_json_text(con: duckdb.DuckDBPyConnection, path: Path, name: st
 def _with_columns(table: pa.Table, extra: dict[str, pa.Array]) -> pa.Table:
     columns = {f.name: extra[f.name] if f.name in extra else table.column(f.name) for f in _INCOMING_SCHEMA}
     return pa.table(columns, schema=_INCOMING_SCHEMA)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

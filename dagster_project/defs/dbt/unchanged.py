@@ -30,6 +30,8 @@ from importlib.metadata import version
 
 import duckdb
 
+from dagster_project.warehouse import quoted_identifier
+
 # read while compiling or running, not declared as a dependency: such a node is built every time
 _VOLATILE_CODE = re.compile(r"run_query|statement\(|load_result|env_var\(|run_started_at|invocation_id"
                             r"|modules\.datetime|current_date|current_timestamp|\bnow\(\)|random\(\)", re.IGNORECASE)
@@ -70,6 +72,14 @@ def plan(con: duckdb.DuckDBPyConnection, manifest: dict, candidates: set[str], d
         if recorded.get(unique_id) == fingerprint and has_relation:
             unchanged.add(unique_id)
     return BuildPlan(current, frozenset(unchanged))
+
+
+def unfingerprinted_columns(source: dict) -> list[str]:
+    """A source's columns no model reads (`meta: {fingerprinted: false}`), left out of its rows'
+    hash: bookkeeping that changes without changing any mart. tests/test_unchanged_nodes.py holds
+    every reader of the source to excluding them."""
+    return [name for name, column in source.get("columns", {}).items()
+            if column.get("meta", {}).get("fingerprinted") is False]
 
 
 def forget(con: duckdb.DuckDBPyConnection, unique_ids: list[str]) -> None:
@@ -128,13 +138,9 @@ class _Fingerprints:
                                 "and schema_name = ? and table_name = ?", [schema, table]).fetchall()
         if not size or size[0][0] > HASHED_SOURCE_ROWS:
             return self.volatile  # a view, a missing table, or too large to hash every run
-        # columns no model reads (meta fingerprinted: false; tests/test_unchanged_nodes.py holds
-        # every reader to excluding them): bookkeeping that changes without changing any mart
-        unread = [name for name, column in source.get("columns", {}).items()
-                  if column.get("meta", {}).get("fingerprinted") is False]
         relation = f'"{schema}"."{table}"'
-        if unread:
-            relation = f"(select * exclude ({', '.join(_quoted(name) for name in unread)}) from {relation})"
+        if unread := unfingerprinted_columns(source):
+            relation = f"(select * exclude ({', '.join(map(quoted_identifier, unread))}) from {relation})"
         rows, total = self.con.execute(f"select count(*), sum(hash(t)::hugeint) from {relation} as t").fetchone()
         columns = self.con.execute("select column_name, data_type from information_schema.columns "
                                    "where table_catalog = current_database() and table_schema = ? and table_name = ? "
@@ -156,10 +162,6 @@ class _Fingerprints:
             package = macro_id.rsplit(".", 1)[0]
             pending += [f"{package}.{prefix}{macro['name']}" for prefix in _DISPATCH_PREFIXES]
         return "\n".join(texts)
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _digest(value) -> str:
