@@ -6,7 +6,8 @@ loaded after the checkpoint's through_batch and every event of the accounts whos
 the whole dbt metering build and its tests passed, in one transaction; a run that dies before it
 is simply repeated by the next (its incremental steps replace rows by key, so nothing doubles).
 A full refresh rebuilds every metering table from raw events: asked for, or needed because there
-is no checkpoint yet or the event schemas changed (every event's validation depends on them).
+is no checkpoint yet, the event schemas changed (every event's validation depends on them), or
+the metering models' code did (the rows kept were computed by other code: an upgrade of Tally).
 """
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ import duckdb
 from dagster_project.warehouse import scalar, table_exists
 
 
-def full_refresh_reason(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str) -> str | None:
-    """Why metering must be rebuilt from raw events, or None when it can be incremental."""
+def full_refresh_reason(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, code_fingerprint: str) -> str | None:
+    """Why metering must be rebuilt from raw events, or None when it can be incremental.
+    code_fingerprint: unchanged.incremental_code_fingerprint of the dbt project."""
     if not table_exists(con, "intermediate", "int_events"):
         return "first metering of this warehouse"
-    checkpoint = con.execute("select schemas_fingerprint from billing.metering_checkpoint").fetchall()
+    checkpoint = con.execute("select schemas_fingerprint, code_fingerprint from billing.metering_checkpoint").fetchall()
     if not checkpoint:
         return "no metering checkpoint"
     if checkpoint[0][0] != schemas_fingerprint:
         return "the event schemas changed"
+    if checkpoint[0][1] != code_fingerprint:
+        return "the metering models changed"
     return None
 
 
@@ -34,14 +38,16 @@ def next_run_number(con: duckdb.DuckDBPyConnection) -> int:
     return (scalar(con, "select max(run_number) from billing.metering_checkpoint") or 0) + 1
 
 
-def write_checkpoint(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, run_number: int) -> int:
+def write_checkpoint(con: duckdb.DuckDBPyConnection, schemas_fingerprint: str, code_fingerprint: str,
+                     run_number: int) -> int:
     """Record what this run metered (from intermediate.int_metering_scope); returns through_batch."""
     through_batch = scalar(con, "select to_batch from intermediate.int_metering_scope")
     con.execute("begin transaction")
     con.execute("delete from billing.metering_checkpoint")
-    con.execute("insert into billing.metering_checkpoint select ?, to_batch, ?, horizon_date, ? "
+    con.execute("insert into billing.metering_checkpoint (run_number, through_batch, schemas_fingerprint, "
+                "horizon_date, checkpointed_at, code_fingerprint) select ?, to_batch, ?, horizon_date, ?, ? "
                 "from intermediate.int_metering_scope",
-                [run_number, schemas_fingerprint, datetime.now(UTC).replace(tzinfo=None)])
+                [run_number, schemas_fingerprint, datetime.now(UTC).replace(tzinfo=None), code_fingerprint])
     # Only the states that changed are replaced: DuckDB updates the primary key's index at commit,
     # row by row, and deleting and re-inserting 100k unchanged states cost 3 s of every run.
     con.execute("delete from billing.metering_account_states recorded where not exists ("

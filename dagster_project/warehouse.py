@@ -219,7 +219,8 @@ create table if not exists billing.metering_checkpoint (
     through_batch integer not null,
     schemas_fingerprint varchar not null, -- event schemas it validated with: a change re-meters all
     horizon_date date not null,           -- cycles were generated through this day
-    checkpointed_at timestamp not null
+    checkpointed_at timestamp not null,
+    code_fingerprint varchar              -- the metering models' code: a change re-meters all
 );
 
 create table if not exists billing.metering_account_states (
@@ -362,6 +363,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table billing.published_documents add column if not exists is_final boolean default false")
     con.execute("alter table billing.published_documents add column if not exists json_bytes bigint")
     con.execute("alter table billing.published_documents add column if not exists html_bytes bigint")
+    # a checkpoint written before the metering code was recorded: the next run re-meters all once
+    con.execute("alter table billing.metering_checkpoint add column if not exists code_fingerprint varchar")
     # before typed timestamps were kept, a Parquet timestamp was stored as text and parsed back
     con.execute("alter table raw.events add column if not exists event_timestamp_utc timestamp")
 

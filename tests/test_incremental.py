@@ -11,6 +11,8 @@ import shutil
 import duckdb
 import pytest
 
+from dagster_project.defs.dbt import unchanged
+from dagster_project.defs.dbt.runner import manifest_json
 from dagster_project.demo import ensure_demo_data
 from tests.conftest import ROOT, digests, run_tally
 
@@ -182,3 +184,29 @@ def test_a_backfill_of_one_month_re_rates_only_it_and_changes_nothing_final(dail
     again = run_tally(*command, home=workdir / ".dagster")
     assert again.returncode == 0 and "nothing new since run" in again.stdout
     assert digests(workdir / "invoices") == files
+
+
+def test_a_checkpoint_of_other_metering_code_is_rebuilt_from_raw_events(daily):
+    """After an upgrade of Tally that changed the metering models, rows kept from earlier runs
+    may not be what the new code computes: the first run re-meters every event, and the next
+    ones are incremental again."""
+    workdir, _ = daily
+    warehouse = workdir / "warehouse.duckdb"
+    before, files = snapshot(warehouse), digests(workdir / "invoices")
+    con = duckdb.connect(str(warehouse))
+    try:  # as a checkpoint written by a version that did not record its code
+        con.execute("update billing.metering_checkpoint set code_fingerprint = null")
+    finally:
+        con.close()
+    proc = run_tally("run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
+                     "--warehouse", str(warehouse), "--invoices", str(workdir / "invoices"), "--as-of", RUNS[-1],
+                     home=workdir / ".dagster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(full refresh: the metering models changed)" in proc.stdout
+    assert snapshot(warehouse) == before and digests(workdir / "invoices") == files
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        recorded = con.execute("select code_fingerprint from billing.metering_checkpoint").fetchall()
+    finally:
+        con.close()
+    assert recorded == [(unchanged.incremental_code_fingerprint(manifest_json()),)]

@@ -146,3 +146,31 @@ def test_every_model_reading_a_source_excludes_the_columns_left_out_of_its_finge
         for node in readers:
             excluded = re.search(r"select \* exclude \(([^)]*)\)", node["raw_code"])
             assert excluded and set(names) <= {name.strip() for name in excluded.group(1).split(",")}, node["name"]
+
+
+def test_the_incremental_models_code_covers_them_what_they_read_and_their_macros_and_nothing_after():
+    """A change here makes metering rebuild from raw events (metering_state.full_refresh_reason)."""
+    def after(edit) -> bool:
+        edited = copy.deepcopy(MANIFEST)
+        edit(edited)
+        return unchanged.incremental_code_fingerprint(edited) != unchanged.incremental_code_fingerprint(MANIFEST)
+
+    def set_code(name: str, code: str):
+        return lambda manifest: manifest["nodes"][f"model.shop.{name}"].update(raw_code=code)
+
+    def call_macro(manifest) -> None:
+        manifest["nodes"]["model.shop.int_items_appended"]["depends_on"]["macros"] = ["macro.shop.as_of_date"]
+
+    assert after(set_code("int_items_appended", "select 2"))   # the incremental model
+    assert after(set_code("stg_items", "select 2"))            # what it reads
+    assert after(lambda manifest: manifest["nodes"]["model.shop.int_items_appended"]["config"].update(
+        pre_hook="delete from {{ this }}"))
+    assert after(call_macro)
+    edited = copy.deepcopy(MANIFEST)
+    call_macro(edited)
+    edited_macro = copy.deepcopy(edited)
+    edited_macro["macros"]["macro.shop.as_of_date"]["macro_sql"] = "{% macro as_of_date() %}null{% endmacro %}"
+    assert unchanged.incremental_code_fingerprint(edited_macro) != unchanged.incremental_code_fingerprint(edited)
+    # what reads the incremental model, or nothing of it, is rebuilt as a table every time anyway
+    assert not after(set_code("fct_items_appended", "select 2"))
+    assert not after(set_code("fct_items", "select 2"))

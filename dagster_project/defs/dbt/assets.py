@@ -14,7 +14,8 @@ from dagster_dbt import dbt_assets
 from dagster_project import metering_state
 from dagster_project.catalog.tables import schemas_fingerprint
 from dagster_project.defs.dbt.project import MANIFEST, dbt_project, translator
-from dagster_project.defs.dbt.runner import dbt_build, run_target
+from dagster_project.defs.dbt.runner import dbt_build, manifest_json, run_target
+from dagster_project.defs.dbt.unchanged import incremental_code_fingerprint
 from dagster_project.defs.partitions import backfill_months
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import BillingClock, PricingCatalogResource, RunOptions, WarehouseResource
@@ -49,10 +50,10 @@ def dbt_metering(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                  catalog: PricingCatalogResource, options: RunOptions):
     """Staging, intermediate and metering marts: events validated, placed in cycles, metered;
     incrementally, from the last checkpoint, or from raw events on a full refresh."""
-    fingerprint = schemas_fingerprint(catalog.load())
+    fingerprint, code = schemas_fingerprint(catalog.load()), incremental_code_fingerprint(manifest_json())
     with warehouse.connect(read_only=True) as con:
         reason = "asked for (--full-refresh)" if options.full_refresh \
-            else metering_state.full_refresh_reason(con, fingerprint)
+            else metering_state.full_refresh_reason(con, fingerprint, code)
         run_number = metering_state.next_run_number(con)
     dbt_vars = {"as_of": billing_clock.today().isoformat(), "metering_run": run_number}
     months = backfill_months(context)
@@ -62,7 +63,7 @@ def dbt_metering(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     yield from _build(context, warehouse, dbt_vars, "metering", "{nodes} models and tests passed (" + how + ")",
                       exclude=METERING_EXCLUDE, full_refresh=reason is not None)
     with warehouse.connect() as con:
-        through_batch = metering_state.write_checkpoint(con, fingerprint, run_number)
+        through_batch = metering_state.write_checkpoint(con, fingerprint, code, run_number)
     context.log.info(f"metering checkpoint: every event through batch {through_batch} is metered")
 
 

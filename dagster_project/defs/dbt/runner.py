@@ -53,6 +53,11 @@ def _manifest_json(path: str, modified: float) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def manifest_json() -> dict:
+    """The project's manifest.json, read once per process (and again when it is parsed anew)."""
+    return _manifest_json(str(dbt_project.manifest_path), dbt_project.manifest_path.stat().st_mtime)
+
+
 def manifest_for(catalog: str, project: DbtProject = dbt_project):
     """The parsed manifest with its relations in the warehouse's catalog."""
     ensure_manifest(project)
@@ -89,11 +94,11 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars:
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
-    manifest_json = _manifest_json(str(dbt_project.manifest_path), dbt_project.manifest_path.stat().st_mtime)
+    manifest = manifest_json()
     dbt_vars = {**dbt_vars, **limits.dbt_vars()}
     candidates = _selected_nodes(context)
     with warehouse.connect(warehouse_path) as con:
-        build = unchanged.plan(con, manifest_json, set(candidates), dbt_vars, build_all=build_all or full_refresh)
+        build = unchanged.plan(con, manifest, set(candidates), dbt_vars, build_all=build_all or full_refresh)
         unchanged.forget(con, build.to_build)
     result = DbtBuildResult(success=False, unchanged=len(build.unchanged))
     # (unique id, event): Dagster takes a step's assets in dependency order, built or not
@@ -108,11 +113,11 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars:
         return result
     if build.unchanged:
         # every node to build named, tests too: indirect selection would bring back tests left out
-        names = [manifest_json["nodes"][unique_id]["name"] for unique_id in build.to_build]
+        names = [manifest["nodes"][unique_id]["name"] for unique_id in build.to_build]
         selection, indirect = ["--select", *names], "empty"
     else:
         selection, indirect = get_subset_selection_for_context(
-            context, manifest_json, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
+            context, manifest, select, exclude, None, translator, os.getenv("DBT_INDIRECT_SELECTION"))
     users_indirect = os.environ.get("DBT_INDIRECT_SELECTION")
     if indirect is not None:
         os.environ["DBT_INDIRECT_SELECTION"] = indirect
@@ -151,7 +156,7 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars:
         message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
         unique_id = raw["data"].get("node_info", {}).get("unique_id", "")
         node_events += [(unique_id, event) for event in message.to_default_asset_events(
-            manifest=manifest_json, dagster_dbt_translator=translator, context=context, target_path=target_path,
+            manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=target_path,
             project=dbt_project)]
     result.events = _in_dependency_order(node_events)
     result.success = outcome.success

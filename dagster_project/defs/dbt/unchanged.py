@@ -120,7 +120,7 @@ class _Fingerprints:
         if unique_id not in self.candidates:
             return self.recorded.get(unique_id, self.volatile)
         code = node.get("raw_code") or ""
-        macro_code = self._macro_code(node["depends_on"].get("macros", []))
+        macro_code = _macro_code(self.manifest, node["depends_on"].get("macros", []))
         if (node["resource_type"] in _ALWAYS_BUILT or node["config"].get("materialized") == "incremental"
                 or (node["resource_type"] == "test" and node["config"].get("where"))
                 or _VOLATILE_CODE.search(code) or _VOLATILE_CODE.search(macro_code)):
@@ -147,21 +147,41 @@ class _Fingerprints:
                                    "order by ordinal_position", [schema, table]).fetchall()
         return _digest([rows, str(total), columns])
 
-    def _macro_code(self, macro_ids: list[str]) -> str:
-        """The text of the macros a node calls, and of the macros they call and dispatch to."""
-        macros = self.manifest["macros"]
-        seen, pending, texts = set(), list(macro_ids), []
-        while pending:
-            macro_id = pending.pop()
-            if macro_id in seen or macro_id not in macros:
-                continue
-            seen.add(macro_id)
-            macro = macros[macro_id]
-            texts.append(macro["macro_sql"])
-            pending += macro["depends_on"].get("macros", [])
-            package = macro_id.rsplit(".", 1)[0]
-            pending += [f"{package}.{prefix}{macro['name']}" for prefix in _DISPATCH_PREFIXES]
-        return "\n".join(texts)
+def incremental_code_fingerprint(manifest: dict) -> str:
+    """The code the incremental models' kept rows were computed with: their SQL and config and
+    that of every model upstream of them, the macros those call, and dbt's version. When it
+    changes (an upgrade of Tally, an edited metering model), rows kept from earlier runs may no
+    longer be what the code computes, or lack a column it adds: metering_state then rebuilds
+    metering from raw events."""
+    nodes = manifest["nodes"]
+    pending = [unique_id for unique_id, node in nodes.items() if node["config"].get("materialized") == "incremental"]
+    covered: set[str] = set()
+    while pending:
+        unique_id = pending.pop()
+        if unique_id in covered or unique_id not in nodes:
+            continue  # a source: its rows are the input, not code
+        covered.add(unique_id)
+        pending += nodes[unique_id]["depends_on"].get("nodes", [])
+    code = [(unique_id, nodes[unique_id].get("raw_code"), nodes[unique_id]["config"],
+             _macro_code(manifest, nodes[unique_id]["depends_on"].get("macros", []))) for unique_id in sorted(covered)]
+    return _digest([version("dbt-core"), version("dbt-duckdb"), code])
+
+
+def _macro_code(manifest: dict, macro_ids: list[str]) -> str:
+    """The text of the macros a node calls, and of the macros they call and dispatch to."""
+    macros = manifest["macros"]
+    seen, pending, texts = set(), list(macro_ids), []
+    while pending:
+        macro_id = pending.pop()
+        if macro_id in seen or macro_id not in macros:
+            continue
+        seen.add(macro_id)
+        macro = macros[macro_id]
+        texts.append(macro["macro_sql"])
+        pending += macro["depends_on"].get("macros", [])
+        package = macro_id.rsplit(".", 1)[0]
+        pending += [f"{package}.{prefix}{macro['name']}" for prefix in _DISPATCH_PREFIXES]
+    return "\n".join(texts)
 
 
 def _digest(value) -> str:
