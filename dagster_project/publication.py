@@ -16,10 +16,12 @@ warehouse's descriptions of what they copy.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -27,10 +29,27 @@ import duckdb
 from dagster_project.warehouse import scalar
 
 EVENT_BUCKETS = 16
-# A table that grows with the months is published a file per month, so that a daily run rewrites
-# the month it changed, not the history: fct_usage_daily at 100M events is 14M rows and took 6 s
-# of every daily run to write whole. Every other table is one file (part ALL).
-MONTHLY_TABLES = {"fct_usage_daily": "usage_date"}
+
+
+@dataclass(frozen=True)
+class MonthlyTable:
+    """A table that grows with the months, published a file per month, so that a daily run
+    rewrites the month it changed, not the history: fct_usage_daily at 100M events is 14M rows and
+    took 6 s of every daily run to write whole. Its rows are those of `rows`, an incremental table
+    whose rows carry the metering run that wrote them, joined to the small tables `also_reads`
+    (the dbt model reads nothing else: tests/test_incremental.py). A month's stamp is its count of
+    rows and latest metered_run, with the relation's definition and the small tables' rows: no run
+    adds or removes a row without changing it. Only the months whose stamp changed are hashed
+    (hashing all of them was 1 s of a daily run at 10M events), and a month whose hash is the one
+    published keeps its file."""
+    month_column: str
+    rows: str
+    also_reads: tuple[str, ...]
+
+
+MONTHLY_TABLES = {"fct_usage_daily": MonthlyTable("usage_date", "intermediate.int_usage_daily",
+                                                  ("staging.stg_config__usage_meters",))}
+# Every other table is one file (part ALL).
 ALL = "all"
 # published beside the marts (every base table of schema marts is published as it is);
 # fct_usage_daily is a view of int_usage_daily, which keeps the days once
@@ -75,26 +94,37 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     """Write this run's publication and swap it in; con is the pipeline's warehouse."""
     directory = publication.directory
     directory.mkdir(parents=True, exist_ok=True)
-    previous = _read_manifest(directory)
-    generation = previous.get("generation", 0) + 1
+    recorded = _read_manifest(directory)
+    # what the previous publication holds counts only if it was published from this warehouse:
+    # metered_run starts again at 1 in a new one, and files of the old one would look current
+    warehouse_id = scalar(con, "select id from billing.warehouse_identity")
+    previous = recorded if recorded.get("warehouse_id") == warehouse_id else {}
+    generation = recorded.get("generation", 0) + 1
     folder = directory / f"g{generation:06d}"
     shutil.rmtree(folder, ignore_errors=True)  # a run that died while writing it
     folder.mkdir()
 
-    tables, fingerprints = {}, {}
+    tables, fingerprints, stamps = {}, {}, {}
     copies = {name: f"marts.{name}" for (name,) in con.execute(
         "select table_name from information_schema.tables where table_schema = 'marts' "
         "and table_type = 'BASE TABLE' order by 1").fetchall()} | _OTHER_COPIES
     for name, relation in copies.items():
         sql = f"select * from {relation}"
         part = _part_expression(name)
-        # a part whose rows did not change keeps its file: hashing is ten times cheaper than writing
-        fingerprints[name] = {key: str(fingerprint) for key, *fingerprint in con.execute(
-            f"select {part} as part, count(*), sum(hash(t)::hugeint) from ({sql}) as t group by part").fetchall()}
-        if not fingerprints[name]:
-            fingerprints[name] = {ALL: "empty"}  # an empty table is still one (empty) file with its columns
         kept_files = _files(previous, name)
         kept_fingerprints = previous["fingerprints"][name] if kept_files else {}  # written with the files
+        # a part whose rows did not change keeps its file: hashing is ten times cheaper than writing
+        if name in MONTHLY_TABLES:
+            stamps[name] = _month_stamps(con, relation, MONTHLY_TABLES[name])
+            kept_stamps = previous.get("stamps", {}).get(name, {}) if kept_files else {}
+            fingerprints[name] = {month: kept_fingerprints[month] for month, stamp in stamps[name].items()
+                                  if kept_stamps.get(month) == stamp and month in kept_fingerprints}
+            for month in sorted(set(stamps[name]) - set(fingerprints[name])):
+                fingerprints[name] |= _fingerprints(con, sql, part, _month_filter(MONTHLY_TABLES[name], month))
+        else:
+            fingerprints[name] = _fingerprints(con, sql, part)
+        if not fingerprints[name]:
+            fingerprints[name] = {ALL: "empty"}  # an empty table is still one (empty) file with its columns
         tables[name] = {}
         for key, fingerprint in sorted(fingerprints[name].items()):
             kept = kept_files.get(key)
@@ -135,12 +165,13 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     staging.unlink(missing_ok=True)
     _write_views(staging, tables, sorted(partitions.values()),
                  _descriptions(con, {**copies, "event_pipeline_log": "marts.event_pipeline_log"}))
-    manifest = {"generation": generation, "metered_run": metered_run, "tables": tables, "fingerprints": fingerprints,
-                "event_partitions": partitions, "previous_folder": previous.get("folder"), "folder": str(folder)}
+    manifest = {"generation": generation, "warehouse_id": warehouse_id, "metered_run": metered_run, "tables": tables,
+                "fingerprints": fingerprints, "stamps": stamps, "event_partitions": partitions,
+                "previous_folder": recorded.get("folder"), "folder": str(folder)}
     (directory / (MANIFEST + ".new")).write_text(json.dumps(manifest, indent=1))
     os.replace(staging, publication.database)  # the swap readers see
     os.replace(directory / (MANIFEST + ".new"), directory / MANIFEST)
-    _remove_unreferenced(directory, manifest, previous)
+    _remove_unreferenced(directory, manifest, recorded)  # readers may still hold the one before
     written = sum(any(_generation_of(Path(path), directory) == folder for path in files.values())
                   for files in tables.values())
     return PublicationReport(tables=len(tables), tables_written=written, event_partitions_written=len(changed),
@@ -148,8 +179,45 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
 
 
 def _part_expression(table: str) -> str:
-    column = MONTHLY_TABLES.get(table)
-    return f"coalesce(strftime({column}, '%Y-%m'), 'none')" if column else f"'{ALL}'"
+    monthly = MONTHLY_TABLES.get(table)
+    return _month_expression(monthly.month_column) if monthly else f"'{ALL}'"
+
+
+def _month_expression(column: str) -> str:
+    return f"coalesce(strftime({column}, '%Y-%m'), 'none')"
+
+
+def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str, part: str, where: str = "true") -> dict[str, str]:
+    """Each part's count of rows and sum of their hashes."""
+    return {key: str(fingerprint) for key, *fingerprint in con.execute(
+        f"select {part} as part, count(*), sum(hash(t)::hugeint) from ({sql}) as t where {where} "
+        "group by part").fetchall()}
+
+
+def _month_filter(monthly: MonthlyTable, month: str) -> str:
+    """The rows of one month, as a range DuckDB checks against each row group's min and max."""
+    column = monthly.month_column
+    if month == "none":
+        return f"{column} is null"
+    start = date.fromisoformat(f"{month}-01")
+    end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return f"{column} >= date '{start}' and {column} < date '{end}'"
+
+
+def _month_stamps(con: duckdb.DuckDBPyConnection, relation: str, monthly: MonthlyTable) -> dict[str, str]:
+    """Each month's stamp (MonthlyTable): its rows' count and latest metered_run, with the
+    relation's definition and the small tables' rows."""
+    schema, name = relation.split(".")
+    definition = con.execute("select sql from duckdb_views() where database_name = current_database() "
+                             "and schema_name = ? and view_name = ? union all select sql from duckdb_tables() "
+                             "where database_name = current_database() and schema_name = ? and table_name = ?",
+                             [schema, name, schema, name]).fetchall()
+    small = [con.execute(f"select count(*), sum(hash(t)::hugeint) from {table} as t").fetchone()
+             for table in monthly.also_reads]
+    context = hashlib.sha256(json.dumps([definition, small], default=str).encode()).hexdigest()
+    return {month: f"{count}/{latest_run}/{context}" for month, count, latest_run in con.execute(
+        f"select {_month_expression(monthly.month_column)} as part, count(*), max(metered_run) "
+        f"from {monthly.rows} group by part").fetchall()}
 
 
 def _files(manifest: dict, table: str) -> dict[str, str]:

@@ -223,6 +223,10 @@ create table if not exists billing.metering_checkpoint (
     code_fingerprint varchar              -- the metering models' code: a change re-meters all
 );
 
+-- This warehouse, told apart from one created in its place (the publication beside it must not
+-- take the files it published from the old one for current)
+create table if not exists billing.warehouse_identity as select cast(uuid() as varchar) as id;
+
 create table if not exists billing.metering_account_states (
     account_id varchar primary key,
     state_hash varchar not null

@@ -14,6 +14,7 @@ import pytest
 from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.runner import manifest_json
 from dagster_project.demo import ensure_demo_data
+from dagster_project.publication import MONTHLY_TABLES
 from tests.conftest import ROOT, digests, run_tally
 
 RUNS = ["2026-09-03", "2026-09-20", "2026-10-05", "2026-10-25", "2026-11-10"]
@@ -38,7 +39,7 @@ def snapshot(warehouse):
     try:
         # metered_run says which run computed a row: bookkeeping, not a result
         tables = {name: con.execute(f"select * exclude (metered_run) from {name} order by {key}").fetchall()
-                  if name == "intermediate.int_events" else
+                  if name in ("intermediate.int_events", "intermediate.int_usage_daily") else
                   con.execute(f"select * from {name} order by {key}").fetchall() for name, key in MARTS.items()}
         tables["marts.fct_invoices"] = con.execute(
             "select * exclude (computed_as_of) from marts.fct_invoices order by invoice_id").fetchall()
@@ -153,6 +154,18 @@ def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_month
     assert months[0] < "2026-10"
 
 
+def test_a_month_published_by_its_stamp_reads_only_what_the_stamp_covers():
+    """A month of fct_usage_daily whose stamp (its rows' count and latest metered_run, the small
+    tables it joins) did not change keeps its file unhashed: the model must read nothing else."""
+    manifest = manifest_json()
+    for name, monthly in MONTHLY_TABLES.items():
+        node = next(node for node in manifest["nodes"].values()
+                    if node["resource_type"] == "model" and node["name"] == name)
+        read = {f"{manifest['nodes'][parent]['schema']}.{manifest['nodes'][parent]['name']}"
+                for parent in node["depends_on"]["nodes"]}
+        assert read == {monthly.rows, *monthly.also_reads}, name
+
+
 def test_a_full_refresh_gives_identical_marts_and_byte_identical_invoices(daily):
     workdir, _ = daily
     warehouse = workdir / "warehouse.duckdb"
@@ -210,3 +223,33 @@ def test_a_checkpoint_of_other_metering_code_is_rebuilt_from_raw_events(daily):
     finally:
         con.close()
     assert recorded == [(unchanged.incremental_code_fingerprint(manifest_json()),)]
+
+
+def published_against_pipeline(workdir) -> dict[str, int]:
+    """Rows of each published relation missing from the pipeline's, and the other way round."""
+    published = duckdb.connect(str(workdir / "warehouse.published.duckdb"), read_only=True)
+    try:
+        published.execute(f"attach '{workdir / 'warehouse.duckdb'}' as pipeline (read_only)")
+        differences = {}
+        for name in ("event_pipeline_log", "fct_usage_daily", "fct_invoices"):
+            ours, theirs = f"marts.{name}", f"pipeline.marts.{name}"
+            differences[name] = sum(published.execute(
+                f"select count(*) from (select * from {left} except all select * from {right})").fetchall()[0][0]
+                for left, right in ((ours, theirs), (theirs, ours)))
+        return differences
+    finally:
+        published.close()
+
+
+def test_a_warehouse_created_in_place_of_another_is_published_whole(daily):
+    """Its metering runs count from 1 again: the publication beside it must not take the files it
+    published from the old warehouse for current. Here the new one has a batch fewer."""
+    workdir, _ = daily
+    (workdir / "warehouse.duckdb").unlink()
+    (workdir / "data" / "events" / "batch_4.jsonl").unlink()
+    proc = run_tally("run", "--config", str(workdir / "config"), "--data", str(workdir / "data"),
+                     "--warehouse", str(workdir / "warehouse.duckdb"), "--invoices", str(workdir / "invoices"),
+                     "--as-of", RUNS[-1], home=workdir / ".dagster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(full refresh: first metering of this warehouse)" in proc.stdout
+    assert published_against_pipeline(workdir) == {"event_pipeline_log": 0, "fct_usage_daily": 0, "fct_invoices": 0}

@@ -1,9 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where cycle_id in (select cycle_id from "
-             ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
-             ~ "{{ ref('int_touched_accounts') }}){% endif %}"
+    pre_hook="{{ delete_recomputed_rows() }}"
 ) }}
 -- depends_on: {{ ref('int_touched_accounts') }}
 -- For each cycle x metered entitlement whose usage went past its limit: exceeded_at, the

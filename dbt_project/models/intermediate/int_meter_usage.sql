@@ -1,9 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where cycle_id in (select cycle_id from "
-             ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
-             ~ "{{ ref('int_touched_accounts') }}){% endif %}"
+    pre_hook="{{ delete_recomputed_rows() }}"
 ) }}
 -- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct

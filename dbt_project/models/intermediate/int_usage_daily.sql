@@ -1,9 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where cycle_id in (select cycle_id from "
-             ~ "{{ ref('int_recomputed_cycles') }}) or account_id in (select account_id from "
-             ~ "{{ ref('int_touched_accounts') }}){% endif %}"
+    pre_hook="{{ delete_recomputed_rows('usage_date') }}"
 ) }}
 -- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x UTC day. Each day is aggregated the meter's own way (a day's UNIQUE_COUNT is
@@ -60,7 +58,9 @@ final as (
         meter_name,
         usage_date,
         quantity,
-        event_count
+        event_count,
+        -- the metering run that computed the row: the publication rewrites the months it changed
+        cast({{ var('metering_run', 0) }} as integer) as metered_run
     from aggregated
 
 )
