@@ -10,7 +10,8 @@ duplicated. Then, in the same run: the floor, one hand-written DuckDB query that
 ids and computes the same meters per account and month from the same files; `tally run --as-of
 2026-11-10` on a fresh warehouse (the full run); and a daily run: 3% more events in the next, open
 cycle, `tally run --as-of 2026-11-11` on the same warehouse. Times are wall clock of the whole
-process, peak RSS from /usr/bin/time. A script, not a test: machines are noisy; read the ratios.
+process, peak RSS from /usr/bin/time. A script, not a test: machines are noisy, so each size
+runs three times (100M once) and the medians are printed, with the spread.
 
     .venv/bin/python bench/run_benchmark.py --pdf-only 2000
 
@@ -204,8 +205,9 @@ def measure(events: int, accounts: int, daily: float, repeat: int) -> dict:
         print(f"  {events:,} events: full {full_s:.1f} s, floor {floor_s:.1f} s, daily {day_s:.1f} s, "
               f"peak {max(full_rss, day_rss) / 2**30:.2f} GiB", flush=True)
     median = {key: statistics.median(run[key] for run in runs) for key in ("full", "floor", "rss", "daily")}
-    return {**median, "events": events, "accounts": accounts, "stages": runs[-1]["stages"],
-            "daily_stages": runs[-1]["daily_stages"]}
+    spread = {key: (min(run[key] for run in runs), max(run[key] for run in runs)) for key in ("full", "floor", "daily")}
+    return {**median, "events": events, "accounts": accounts, "runs": len(runs), "spread": spread,
+            "stages": runs[-1]["stages"], "daily_stages": runs[-1]["daily_stages"]}
 
 
 def _stages(run: subprocess.CompletedProcess) -> list[str]:
@@ -303,7 +305,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--daily", type=float, default=0.03, help="share of new events in the daily run")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per size (medians are reported)")
+    parser.add_argument("--repeat", type=int, help="runs per size, medians reported (default: 3, and 1 at 100M, "
+                                                   "where one takes about 20 minutes)")
     parser.add_argument("--with-100m", action="store_true", help="also 100M events (about 25 minutes with 1M and 10M)")
     parser.add_argument("--pdf-only", type=int, metavar="N", help="only time the PDFs of N synthetic invoices")
     args = parser.parse_args()
@@ -314,13 +317,18 @@ def main() -> int:
     results = []
     for events in sizes:
         print(f"{events:,} events, {args.accounts:,} accounts:", flush=True)
-        results.append(measure(events, args.accounts, args.daily, args.repeat))
+        repeat = args.repeat or (1 if events >= 100_000_000 else 3)
+        results.append(measure(events, args.accounts, args.daily, repeat))
     print("\n| events / accounts | tally run | floor | ratio | peak RSS | daily run | daily / full |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['events'] / 1e6:g}M / {r['accounts'] / 1e3:g}k | {r['full']:.0f} s | {r['floor']:.1f} s | "
               f"{r['full'] / r['floor']:.1f}x | {r['rss'] / 2**30:.1f} GiB | {r['daily']:.0f} s | "
               f"{r['daily'] / r['full']:.0%} |")
+    for r in results:
+        if r["runs"] > 1:
+            print(f"\n{r['events'] / 1e6:g}M: medians of {r['runs']} runs; " + ", ".join(
+                f"{key} {low:.1f}-{high:.1f} s" for key, (low, high) in r["spread"].items()))
     for r in results:
         pdfs = [line.strip() for line in r["stages"] if line.strip().startswith("pdfs")]
         print(f"\nPDF stage of the full run at {r['events']:,} events: {pdfs[0] if pdfs else 'not run'}")
