@@ -76,9 +76,11 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
     from it (template_dir's invoice.html or the packaged one, in `locale`). existing_ids: every
     invoice id in the warehouse (stamps may cover only some billing months); recorded_ids: the
     documents recorded as published in this directory, whose files go when their invoice is gone
-    (a directory with no record yet is listed instead).
+    (a directory with no record yet is listed instead, before anything is written to it: listing
+    it afterwards read back the 200k files a first run at 100k accounts had just written, 1.5 s).
     """
     invoices_dir.mkdir(parents=True, exist_ok=True)
+    removed_ids = sorted((recorded_ids if recorded_ids else _ids_on_disk(invoices_dir)) - existing_ids)
     in_place = documents_in_place(invoices_dir, stamps.filter(pl.col("published_digest") == pl.col("digest")))
     stale = stamps.filter(~pl.col("invoice_id").is_in(sorted(in_place)))
     if on_document is not None:
@@ -95,7 +97,6 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
         sizes += _write_documents(invoices_dir, documents)
         if on_document is not None:
             on_document(len(documents))
-    removed_ids = sorted((recorded_ids if recorded_ids else _ids_on_disk(invoices_dir)) - existing_ids)
     for invoice_id in removed_ids:
         for suffix in SUFFIXES:
             (invoices_dir / f"{invoice_id}{suffix}").unlink(missing_ok=True)
