@@ -58,3 +58,19 @@ def test_a_run_bills_the_months_from_the_first_assignment_to_as_of_plus_grace():
                               "dagster/asset_partition_range_end": "2026-12"}
     assert run_config(date(2026, 11, 29)) == {"resources": {"billing_clock": {"config": {"as_of": "2026-11-29"}}}}
     assert month_keys(date(2026, 11, 15), date(2027, 2, 1)) == ["2026-11", "2026-12", "2027-01", "2027-02"]
+
+
+def test_dbt_sends_no_usage_events():
+    """dbt reports every invocation to dbt Labs unless its project says not to (dbt_project.yml's
+    flags): the pipeline's own in-process invocation must find it off."""
+    from dbt import tracking
+    from dbt.cli.main import dbtRunner
+
+    from dagster_project.defs.dbt.project import dbt_project
+    from dagster_project.defs.dbt.runner import manifest_for
+
+    outcome = dbtRunner(manifest=manifest_for("tally")).invoke(
+        ["ls", "--project-dir", str(dbt_project.project_dir), "--profiles-dir", str(dbt_project.profiles_dir),
+         "--resource-type", "model", "--quiet", "--log-level", "none"])
+    assert outcome.success and "tally.marts.metering.fct_meter_usage" in outcome.result
+    assert tracking.active_user is not None and tracking.active_user.do_not_track
