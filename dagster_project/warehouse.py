@@ -236,7 +236,8 @@ create table if not exists billing.metering_account_states (
 -- not built again. Deleted before a build of the node, written after the build succeeded.
 create table if not exists billing.dbt_node_builds (
     unique_id varchar not null,
-    fingerprint varchar not null
+    fingerprint varchar not null,
+    definition varchar                  -- a view's: it is created again only when this changes
 );
 
 -- Append-only (delivery/): 'sending' is written before a document goes out through a channel and
@@ -371,6 +372,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table billing.metering_checkpoint add column if not exists code_fingerprint varchar")
     # before typed timestamps were kept, a Parquet timestamp was stored as text and parsed back
     con.execute("alter table raw.events add column if not exists event_timestamp_utc timestamp")
+    # recorded before views were told apart: each view is created again once
+    con.execute("alter table billing.dbt_node_builds add column if not exists definition varchar")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -71,7 +71,7 @@ def con(tmp_path):
 
 def built_after_a_first_build(con, manifest=MANIFEST, dbt_vars=VARS) -> list[str]:
     """What a second build builds (with this manifest and these vars) after a first one of MANIFEST."""
-    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
     return [unique_id.split(".")[-1] for unique_id in unchanged.plan(con, manifest, ALL, dbt_vars).to_build]
 
 
@@ -90,10 +90,40 @@ def test_a_var_counts_only_for_the_nodes_whose_code_reads_it(con):
         ALWAYS_BUILT + ["fct_items_as_of"])
 
 
-def test_a_changed_row_of_a_source_rebuilds_everything_downstream_of_it(con):
-    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+def test_a_changed_row_of_a_source_rebuilds_everything_downstream_of_it_but_the_view_over_it(con):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
     con.execute("update raw.items set id = 10 where id = 4")  # same count, other rows
-    assert sorted(unchanged.plan(con, MANIFEST, ALL, VARS).to_build) == sorted(ALL)
+    # the view stg_items is a query: the rows it reads changed, not what it is
+    assert sorted(unchanged.plan(con, MANIFEST, ALL, VARS).to_build) == sorted(ALL - {"model.shop.stg_items"})
+
+
+def test_a_view_is_created_again_when_its_code_changes_not_when_what_it_reads_does(con):
+    edited = copy.deepcopy(MANIFEST)
+    edited["nodes"]["model.shop.stg_items"]["raw_code"] = "select id from {{ source('raw', 'items') }}"
+    assert "stg_items" in built_after_a_first_build(con, manifest=edited)
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
+    # DuckDB binds a view's query when it is read: the view standing reads the new column and type
+    con.execute("create or replace table raw.items as select range::varchar as id, 2 as price from range(5)")
+    assert "model.shop.stg_items" not in unchanged.plan(con, MANIFEST, ALL, VARS).to_build
+    assert con.execute("select * from staging.stg_items order by id limit 1").fetchall() == [("0", 2)]
+
+
+def test_a_renamed_warehouse_file_builds_everything(con, tmp_path):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
+    con.close()
+    (tmp_path / "warehouse.duckdb").rename(tmp_path / "renamed.duckdb")
+    with duckdb.connect(str(tmp_path / "renamed.duckdb")) as renamed:
+        assert unchanged.plan(renamed, MANIFEST, ALL, VARS).to_build == sorted(ALL)
+
+
+def test_what_reads_a_view_left_standing_in_another_build_sees_the_rows_it_reads_change(con):
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
+    con.execute("update raw.items set id = 10 where id = 4")
+    upstream = unchanged.plan(con, MANIFEST, {"model.shop.stg_items"}, VARS)
+    assert upstream.to_build == []
+    unchanged.record(con, upstream)  # the view's build, with nothing to build
+    downstream = {"model.shop.fct_items", "test.shop.not_null_fct_items_id"}
+    assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == sorted(downstream)
 
 
 def test_changed_code_or_a_missing_relation_rebuilds_the_node_and_what_reads_it(con):
@@ -107,14 +137,14 @@ def test_changed_code_or_a_missing_relation_rebuilds_the_node_and_what_reads_it(
 
 
 def test_a_build_that_did_not_succeed_leaves_its_nodes_to_the_next(con):
-    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
     unchanged.forget(con, ["model.shop.fct_items"])  # its build began and never recorded an end
     assert "model.shop.fct_items" in unchanged.plan(con, MANIFEST, ALL, VARS).to_build
     assert unchanged.plan(con, MANIFEST, ALL, VARS, build_all=True).to_build == sorted(ALL)
 
 
 def test_a_node_upstream_outside_the_build_counts_with_what_it_was_built_from(con):
-    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS).fingerprints)
+    unchanged.record(con, unchanged.plan(con, MANIFEST, ALL, VARS))
     downstream = {"model.shop.fct_items", "test.shop.not_null_fct_items_id"}
     assert unchanged.plan(con, MANIFEST, downstream, VARS).to_build == []
     unchanged.forget(con, ["model.shop.stg_items"])  # built elsewhere, not recorded: changed
@@ -125,11 +155,11 @@ def test_a_column_no_model_reads_is_left_out_of_its_sources_fingerprint(con):
     manifest = copy.deepcopy(MANIFEST)
     manifest["sources"]["source.shop.raw.items"]["columns"] = {"is_checked": {"meta": {"fingerprinted": False}}}
     con.execute("alter table raw.items add column is_checked boolean default false")
-    unchanged.record(con, unchanged.plan(con, manifest, ALL, VARS).fingerprints)
+    unchanged.record(con, unchanged.plan(con, manifest, ALL, VARS))
     con.execute("update raw.items set is_checked = true")  # bookkeeping: no mart can differ
     assert [u.split(".")[-1] for u in unchanged.plan(con, manifest, ALL, VARS).to_build] == ALWAYS_BUILT
     con.execute("update raw.items set id = 10 where id = 4")
-    assert sorted(unchanged.plan(con, manifest, ALL, VARS).to_build) == sorted(ALL)
+    assert sorted(unchanged.plan(con, manifest, ALL, VARS).to_build) == sorted(ALL - {"model.shop.stg_items"})
 
 
 def test_every_model_reading_a_source_excludes_the_columns_left_out_of_its_fingerprint():

@@ -100,6 +100,8 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars:
     with warehouse.connect(warehouse_path) as con:
         build = unchanged.plan(con, manifest, set(candidates), dbt_vars, build_all=build_all or full_refresh)
         unchanged.forget(con, build.to_build)
+        if not build.to_build:
+            unchanged.record(con, build)  # the views left standing: what they read now
     result = DbtBuildResult(success=False, unchanged=len(build.unchanged))
     # (unique id, event): Dagster takes a step's assets in dependency order, built or not
     node_events = [(unique_id, _unchanged_event(candidates[unique_id])) for unique_id in build.unchanged
@@ -167,7 +169,7 @@ def dbt_build(context: dg.AssetExecutionContext, warehouse_path: Path, dbt_vars:
         result.failures.append(text.splitlines()[0] if text else "dbt build failed")
     if result.success:
         with warehouse.connect(warehouse_path) as con:
-            unchanged.record(con, {unique_id: build.fingerprints[unique_id] for unique_id in build.to_build})
+            unchanged.record(con, build)
     return result
 
 

@@ -14,6 +14,10 @@ environment or the warehouse while compiling (`current_date`, `env_var`, `run_qu
 a `where` (it may read any table); and sources too large to hash. A node upstream that this build
 does not cover counts with its recorded fingerprint, or as changed when it has none.
 
+A view holds no rows, only its query: it is created again when its code changes, not when what
+it reads does (DuckDB binds a view's query when it is read). Its fingerprint still
+follows those rows, so what reads it is built when they change.
+
 A build's fingerprints are deleted before it starts and written only after it succeeded, so a
 failed or killed build leaves its nodes unrecorded and the next run builds them. A relation
 changed by hand (dbt run from a shell, SQL in a notebook) is not seen: `tally run --full-refresh`
@@ -46,6 +50,7 @@ _ALWAYS_BUILT = {"seed", "snapshot"}
 @dataclass(frozen=True)
 class BuildPlan:
     fingerprints: dict[str, str]   # every candidate node: what it is built from now
+    definitions: dict[str, str]    # every candidate view: what its definition is made from now
     unchanged: frozenset[str]      # the candidates that need no build
 
     @property
@@ -57,11 +62,15 @@ def plan(con: duckdb.DuckDBPyConnection, manifest: dict, candidates: set[str], d
          build_all: bool = False) -> BuildPlan:
     """Which of the candidate nodes (dbt unique ids) must be built, and their fingerprints
     (billing.dbt_node_builds holds what they were last built from)."""
-    recorded = dict(con.execute("select unique_id, fingerprint from billing.dbt_node_builds").fetchall())
+    rows = con.execute("select unique_id, fingerprint, definition from billing.dbt_node_builds").fetchall()
+    recorded = {unique_id: fingerprint for unique_id, fingerprint, _ in rows}
+    recorded_definitions = {unique_id: definition for unique_id, _, definition in rows}
     fingerprints = _Fingerprints(con, manifest, candidates, dbt_vars, recorded)
     current = {unique_id: fingerprints.of(unique_id) for unique_id in sorted(candidates)}
+    definitions = {unique_id: fingerprints.definition_of(unique_id) for unique_id in sorted(candidates)
+                   if _is_view(manifest["nodes"][unique_id])}
     if build_all:
-        return BuildPlan(current, frozenset())
+        return BuildPlan(current, definitions, frozenset())
     present = {(schema, name) for schema, name in con.execute(
         "select table_schema, table_name from information_schema.tables "
         "where table_catalog = current_database()").fetchall()}
@@ -69,9 +78,15 @@ def plan(con: duckdb.DuckDBPyConnection, manifest: dict, candidates: set[str], d
     for unique_id, fingerprint in current.items():
         node = manifest["nodes"][unique_id]
         has_relation = node["resource_type"] == "test" or (node["schema"], node["alias"]) in present
-        if recorded.get(unique_id) == fingerprint and has_relation:
+        same = (recorded_definitions.get(unique_id) == definitions[unique_id] if unique_id in definitions
+                else recorded.get(unique_id) == fingerprint)
+        if same and has_relation:
             unchanged.add(unique_id)
-    return BuildPlan(current, frozenset(unchanged))
+    return BuildPlan(current, definitions, frozenset(unchanged))
+
+
+def _is_view(node: dict) -> bool:
+    return node["resource_type"] == "model" and node["config"].get("materialized") == "view"
 
 
 def unfingerprinted_columns(source: dict) -> list[str]:
@@ -87,11 +102,15 @@ def forget(con: duckdb.DuckDBPyConnection, unique_ids: list[str]) -> None:
     con.execute("delete from billing.dbt_node_builds where list_contains(?, unique_id)", [unique_ids])
 
 
-def record(con: duckdb.DuckDBPyConnection, fingerprints: dict[str, str]) -> None:
-    """After a successful build: what its nodes were built from."""
+def record(con: duckdb.DuckDBPyConnection, build: BuildPlan) -> None:
+    """After a successful build: what its nodes were built from, and what the views it left
+    standing now read (what reads them compares with that)."""
+    nodes = [*build.to_build, *(unique_id for unique_id in build.unchanged if unique_id in build.definitions)]
     con.execute("begin transaction")
-    con.execute("delete from billing.dbt_node_builds where list_contains(?, unique_id)", [list(fingerprints)])
-    con.executemany("insert into billing.dbt_node_builds values (?, ?)", list(fingerprints.items()))
+    con.execute("delete from billing.dbt_node_builds where list_contains(?, unique_id)", [nodes])
+    con.executemany("insert into billing.dbt_node_builds (unique_id, fingerprint, definition) values (?, ?, ?)",
+                    [(unique_id, build.fingerprints[unique_id], build.definitions.get(unique_id))
+                     for unique_id in nodes])
     con.execute("commit")
 
 
@@ -104,12 +123,22 @@ class _Fingerprints:
         project = manifest["metadata"]["project_name"]
         macros = sorted((key, macro["macro_sql"]) for key, macro in manifest["macros"].items()
                         if macro["package_name"] == project)
-        self.code_base = _digest([version("dbt-core"), version("dbt-duckdb"), macros])
+        # compiled SQL names relations with the warehouse's catalog, its file's stem: a renamed file
+        # holds views of relations that are no longer there
+        catalog = con.execute("select current_database()").fetchone()[0]
+        self.code_base = _digest([version("dbt-core"), version("dbt-duckdb"), macros, catalog])
 
     def of(self, unique_id: str) -> str:
         if unique_id not in self.memo:
             self.memo[unique_id] = self._compute(unique_id)
         return self.memo[unique_id]
+
+    def definition_of(self, unique_id: str) -> str:
+        """What a view's definition follows from: its own code. DuckDB binds a view's query each
+        time it is read, so a view stands as long as its SQL does, whatever the columns and rows of
+        what it reads (tests/test_unchanged_nodes.py holds DuckDB to that)."""
+        code = self._code(self.manifest["nodes"][unique_id])
+        return self.volatile if code is None else _digest(code)
 
     def _compute(self, unique_id: str) -> str:
         if unique_id in self.manifest["sources"]:
@@ -119,18 +148,28 @@ class _Fingerprints:
             return self.volatile
         if unique_id not in self.candidates:
             return self.recorded.get(unique_id, self.volatile)
+        if node["config"].get("materialized") == "incremental" or (
+                node["resource_type"] == "test" and node["config"].get("where")):
+            return self.volatile
+        code = self._code(node)
+        if code is None:
+            return self.volatile
+        upstream = sorted((dependency, self.of(dependency)) for dependency in node["depends_on"].get("nodes", []))
+        return _digest([code, upstream])
+
+    def _code(self, node: dict) -> list | None:
+        """A node's own code, with the macros it calls and the vars it reads; None when it is
+        always built (it may compile to something else each time)."""
         code = node.get("raw_code") or ""
         macro_code = _macro_code(self.manifest, node["depends_on"].get("macros", []))
-        if (node["resource_type"] in _ALWAYS_BUILT or node["config"].get("materialized") == "incremental"
-                or (node["resource_type"] == "test" and node["config"].get("where"))
+        if (node["resource_type"] in _ALWAYS_BUILT
                 or _VOLATILE_CODE.search(code) or _VOLATILE_CODE.search(macro_code)):
-            return self.volatile
+            return None
         var_names = set(_VAR_NAMED.findall(code + macro_code))
         if len(_VAR_ANY.findall(code + macro_code)) > len(_VAR_NAMED.findall(code + macro_code)):
             var_names = set(self.vars)  # a var named by an expression: every var counts
-        upstream = sorted((dependency, self.of(dependency)) for dependency in node["depends_on"].get("nodes", []))
-        return _digest([self.code_base, code, node["config"], node.get("test_metadata"), node.get("description"),
-                        node.get("columns"), {name: self.vars.get(name) for name in sorted(var_names)}, upstream])
+        return [self.code_base, code, node["config"], node.get("test_metadata"), node.get("description"),
+                node.get("columns"), {name: self.vars.get(name) for name in sorted(var_names)}]
 
     def _source(self, source: dict) -> str:
         schema, table = source["schema"], source["identifier"]
