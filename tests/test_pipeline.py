@@ -170,8 +170,10 @@ def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):
 
 
 def test_sum_max_and_latest_meters_of_a_cycle_over_days_and_runs(case_copy):
-    """SUM and MAX quantities are merged from the cycle's days, LATEST is taken over the cycle's
-    events: the same quantities as over the events themselves, also when a later run adds a day."""
+    """SUM, MAX and LATEST quantities are merged from the cycle's days (a LATEST day keeps the key
+    of its latest event): the same quantities as over the events themselves, also when a later run
+    adds a day, or events to a day it aggregated before, which it aggregates again over all of
+    them; the days it brought nothing to are kept as they were."""
     workdir = case_copy("01_stripe_payments")
     config = workdir / "config"
     (config / "event_schemas.yaml").write_text(
@@ -206,9 +208,17 @@ def test_sum_max_and_latest_meters_of_a_cycle_over_days_and_runs(case_copy):
     assert tally_run(workdir, "2026-10-21").returncode == 0
     assert quantities() == {"gb_written": ("27.5", 4), "peak_gb": ("12", 4), "last_gb": ("3", 4)}
     write("second.jsonl", [("24T10:00:00", "20"), ("15T00:00:00", "1")])  # a new peak; an older reading
+    assert tally_run(workdir, "2026-10-25").returncode == 0
+    assert quantities() == {"gb_written": ("48.5", 6), "peak_gb": ("20", 6), "last_gb": ("20", 6)}
+    # two later readings of the 24th, at one moment: the greater id is the latest
+    write("third.jsonl", [("24T11:00:00", "8"), ("24T11:00:00", "9")])
     proc = tally_run(workdir, "2026-11-10")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert quantities() == {"gb_written": ("48.5", 6), "peak_gb": ("20", 6), "last_gb": ("20", 6)}
+    assert quantities() == {"gb_written": ("65.5", 8), "peak_gb": ("20", 8), "last_gb": ("9", 8)}
+    days = query(workdir, "select strftime(usage_date, '%d'), quantity, event_count, metered_run "
+                          "from intermediate.int_usage_daily where meter_name = 'gb_written' order by 1")
+    assert [(day, f"{quantity.normalize():f}", count, run) for day, quantity, count, run in days] == [
+        ("02", "12.5", 2, 1), ("10", "12", 1, 1), ("15", "1", 1, 2), ("20", "3", 1, 1), ("24", "37", 3, 3)]
     invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
     assert sorted((line["quantity"], line["amount"]) for line in invoice["lines"]) == [
-        ("20", "20.00"), ("20", "20.00"), ("48.5", "48.50")]
+        ("20", "20.00"), ("65.5", "65.50"), ("9", "9.00")]

@@ -179,16 +179,27 @@ QUANTITY_SQL = {
     "LATEST": "coalesce(arg_max(meter_value, (event_at, event_id)){window}, 0)",  # ties: the greatest id
 }
 
-# The cycle's quantity from its days' quantities (columns quantity, event_count of
-# int_usage_daily), for the rules whose partial results merge exactly: int_meter_usage reads
-# these meters from the daily aggregates, not from the events again. UNIQUE_COUNT (a value seen on
-# two days counts once) and LATEST (the latest of the cycle, not of a day) have none: they are
-# computed over the cycle's events.
+# The cycle's quantity from its days' rows (int_usage_daily), for the rules whose partial results
+# merge exactly: int_meter_usage reads these meters from the daily aggregates, not from the events
+# again, and a daily run aggregates only the days its events fall on. A LATEST day keeps the key of
+# its latest event (DAILY_KEY_SQL), so the cycle's value is that of the day holding the cycle's
+# latest event: QUANTITY_SQL's arg_max over the events, taken in two steps. UNIQUE_COUNT has none (a
+# value seen on two days counts once): it is computed over the cycle's events.
 DAILY_MERGE_SQL = {
     "COUNT": "sum(quantity)",
     "SUM": "sum(quantity)",
     "MAX": "max(quantity)",
+    "LATEST": "coalesce(arg_max(quantity, (latest_event_at, latest_event_id)), 0)",
 }
+
+# What a day's row keeps beside its quantity for DAILY_MERGE_SQL (columns latest_event_at and
+# latest_event_id): for LATEST, the key (event_at, event_id) of the event QUANTITY_SQL's arg_max
+# takes. Every event a LATEST meter counts has a value (meter_value_list), so that is the day's
+# greatest key.
+DAILY_KEY_SQL = {
+    "LATEST": "max(event_at) as latest_event_at, arg_max(event_id, (event_at, event_id)) as latest_event_id",
+}
+NO_DAILY_KEY_SQL = "cast(null as timestamp) as latest_event_at, cast(null as varchar) as latest_event_id"
 
 
 def meter_quantity_sql(aggregation: str, window: str = "") -> str:

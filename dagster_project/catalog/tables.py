@@ -6,7 +6,13 @@ import json
 
 import pyarrow as pa
 
-from dagster_project.catalog.filters import DAILY_MERGE_SQL, QUANTITY_SQL, meter_value_sql
+from dagster_project.catalog.filters import (
+    DAILY_KEY_SQL,
+    DAILY_MERGE_SQL,
+    NO_DAILY_KEY_SQL,
+    QUANTITY_SQL,
+    meter_value_sql,
+)
 from dagster_project.catalog.loader import Catalog
 
 _S, _I, _B = pa.string(), pa.int32(), pa.bool_()
@@ -52,10 +58,12 @@ def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
                                           [(s.name, d) for s in schemas for d in s.dimensions]),
         "usage_meters": _table(
             {"meter_name": _S, "schema_name": _S, "aggregation": _S, "attribute_name": _S, "unique_by": _S,
-             "value_sql": _S, "distinct_sql": _S, "filter_sql": _S, "quantity_sql": _S, "daily_merge_sql": _S},
+             "value_sql": _S, "distinct_sql": _S, "filter_sql": _S, "quantity_sql": _S, "daily_merge_sql": _S,
+             "daily_key_sql": _S},
             [(m.name, m.event_schema, m.aggregation, m.attribute, m.unique_by,
               *meter_value_sql(m.aggregation, m.attribute, m.unique_by), catalog.meter_filter_sql[m.name],
-              QUANTITY_SQL[m.aggregation], DAILY_MERGE_SQL.get(m.aggregation)) for m in catalog.usage_meters.values()]),
+              QUANTITY_SQL[m.aggregation], DAILY_MERGE_SQL.get(m.aggregation),
+              DAILY_KEY_SQL.get(m.aggregation, NO_DAILY_KEY_SQL)) for m in catalog.usage_meters.values()]),
         "billable_items": _table({"item_name": _S, "billable_name": _S, "item_type": _S, "meter_name": _S},
                                  [(i.name, i.billable_name, i.type, i.usage_meter)
                                   for i in catalog.billable_items.values()]),

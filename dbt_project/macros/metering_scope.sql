@@ -50,15 +50,54 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Before an incremental run appends the recomputed cycles' rows: delete their rows from before,
-    and every row of the touched accounts. period_column, a date or timestamp of each row within
-    its cycle's period, bounds the delete to the recomputed months, so that the row groups of
-    other months are skipped unread (at 10M events, 0.03 s instead of 0.3 s in int_usage_daily). -#}
-{% macro delete_recomputed_rows(period_column=none) -%}
+{#- A filter on a timestamp or date column that holds for every event and day of the days in
+    int_recomputed_days (the cycles recomputed whole: their periods), so that the daily aggregates
+    read only the row groups of the days a run recomputes. -#}
+{% macro within_recomputed_days(column='event_at') -%}
+    {%- set cycles, days = ref('int_billing_cycles'), ref('int_recomputed_days') -%}
+    {%- if execute -%}
+        {%- set bounds = run_query(
+            'select min(first_moment), max(end_moment) from ('
+            ~ 'select min(usage_date) as first_moment, max(usage_date) + interval 1 day as end_moment from ' ~ days
+            ~ ' union all select min(period_start_date), max(period_end_date) from ' ~ cycles
+            ~ ' where cycle_id in (select cycle_id from ' ~ days ~ ' where usage_date is null)) as bounds').rows[0] -%}
+        {%- if bounds[0] is none -%}
+            false
+        {%- else -%}
+            {{ column }} >= timestamp '{{ bounds[0] }}' and {{ column }} < timestamp '{{ bounds[1] }}'
+        {%- endif -%}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a row's (cycle_id, day) is one int_recomputed_days names: the day itself, or every day
+    of a cycle recomputed whole. -#}
+{% macro is_recomputed_day(cycle_id, usage_date) -%}
+    exists (select 1 from {{ ref('int_recomputed_days') }} as recomputed
+            where recomputed.cycle_id = {{ cycle_id }}
+              and (recomputed.usage_date is null or recomputed.usage_date = {{ usage_date }}))
+{%- endmacro %}
+
+{#- Before an incremental run of int_usage_daily appends the recomputed days' rows: delete their
+    rows from before, and every row of the touched accounts. -#}
+{% macro delete_recomputed_days() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where (cycle_id in (select cycle_id from {{ ref('int_recomputed_cycles') }})
-           {%- if period_column %} and {{ within_recomputed_periods(period_column) }}{% endif %})
+    where ({{ within_recomputed_days('usage_date') }}
+           and {{ is_recomputed_day(this.identifier ~ '.cycle_id', this.identifier ~ '.usage_date') }})
+    {%- if any_touched_accounts() %}
+       or account_id in (select account_id from {{ ref('int_touched_accounts') }})
+    {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Before an incremental run appends the recomputed cycles' rows: delete their rows from before,
+    and every row of the touched accounts. -#}
+{% macro delete_recomputed_rows() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where cycle_id in (select cycle_id from {{ ref('int_recomputed_cycles') }})
     {%- if any_touched_accounts() %}
        or account_id in (select account_id from {{ ref('int_touched_accounts') }})
     {%- endif %}

@@ -12,7 +12,7 @@
     {% set query %}
         select m.meter_name, m.schema_name, m.aggregation, m.value_sql, m.distinct_sql, m.filter_sql,
                string_agg(p.plan_name, ',' order by p.plan_name) as plan_names, m.quantity_sql,
-               m.daily_merge_sql
+               m.daily_merge_sql, m.daily_key_sql
         from {{ source('config', 'usage_meters') }} m
         left join {{ source('config', 'plan_meters') }} p on p.meter_name = m.meter_name
         group by all
@@ -24,7 +24,7 @@
             'meter_name': row[0], 'schema_name': row[1], 'aggregation': row[2],
             'value_sql': row[3], 'distinct_sql': row[4], 'filter_sql': row[5],
             'plan_names': (row[6] or '').split(',') | reject('equalto', '') | list, 'quantity_sql': row[7],
-            'daily_merge_sql': row[8]}) %}
+            'daily_merge_sql': row[8], 'daily_key_sql': row[9]}) %}
     {% endfor %}
     {{ return(meters) }}
 {% endmacro %}
@@ -68,11 +68,14 @@
     the quantity by the meter's own rule (QUANTITY_SQL). One group-by per rule over its own meters'
     rows, joined by union all, so that a group holds the state of its own aggregate only: one
     group-by carrying every rule's aggregate in every group (LATEST's arg_max beside the sums)
-    took 97 s for the 14M account-days of 100M events, where this takes 30 s. -#}
-{% macro meter_aggregates(meters, relation, keys) -%}
+    took 97 s for the 14M account-days of 100M events, where this takes 30 s. With daily_keys, also
+    the columns a day keeps for its cycle's merge (DAILY_KEY_SQL, latest_event_at and
+    latest_event_id). -#}
+{% macro meter_aggregates(meters, relation, keys, daily_keys=false) -%}
     {%- set rules = meters | map(attribute='quantity_sql') | unique | list -%}
     {%- for rule in rules %}
     select {{ keys }}, count(*) as event_count, {{ rule | replace('{window}', '') }} as quantity
+        {%- if daily_keys %}, {{ (meters | selectattr('quantity_sql', 'equalto', rule) | first).daily_key_sql }}{% endif %}
     from {{ relation }}
     where meter_name in ({% for meter in meters if meter.quantity_sql == rule %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% endfor %})
     group by {{ keys }}
@@ -82,13 +85,14 @@
     {%- endfor %}
     {%- if not rules %}
     select {{ keys }}, count(*) as event_count, cast(null as decimal(38, 9)) as quantity
+        {%- if daily_keys %}, cast(null as timestamp) as latest_event_at, cast(null as varchar) as latest_event_id{% endif %}
     from {{ relation }}
     where false
     group by {{ keys }}
     {%- endif %}
 {%- endmacro %}
 
-{#- Rows of a relation of daily aggregates (quantity, event_count) grouped by `keys`, a column list
+{#- Rows of a relation of daily aggregates (int_usage_daily's columns) grouped by `keys`, a column list
     that includes meter_name: the keys, event_count and the quantity merged from the days by each
     meter's DAILY_MERGE_SQL (dagster_project/catalog/filters.py). Only meters whose days merge
     exactly belong in `meters`. -#}

@@ -6,10 +6,10 @@
 -- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct
 -- count, or latest value; see the README) and event_count, over the cycle's metered events.
--- COUNT, SUM and MAX merge exactly from the cycle's days (int_usage_daily), which read the events
--- already; UNIQUE_COUNT and LATEST are computed from the cycle's events, never merged from
--- partial results. Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles
--- whole and keeps the others.
+-- COUNT, SUM, MAX and LATEST merge exactly from the cycle's days (int_usage_daily, DAILY_MERGE_SQL),
+-- which read the events already; UNIQUE_COUNT is computed from the cycle's events, never merged
+-- from partial results. Incremental by cycle: a run recomputes the cycles in
+-- int_recomputed_cycles whole and keeps the others.
 {%- set meters = usage_meters() %}
 {%- set from_events = meters | selectattr('daily_merge_sql', 'none') | list %}
 {%- set from_days = meters | rejectattr('daily_merge_sql', 'none') | list %}

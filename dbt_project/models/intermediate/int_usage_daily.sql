@@ -1,28 +1,24 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ delete_recomputed_rows('usage_date') }}"
+    pre_hook="{{ delete_recomputed_days() }}"
 ) }}
--- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
+-- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}, {{ ref('int_recomputed_days') }}
 -- Account x meter x UTC day. Each day is aggregated the meter's own way (a day's UNIQUE_COUNT is
--- that day's distinct values). The days of COUNT, SUM and MAX meters merge exactly into their
--- cycle's quantity, and int_meter_usage takes those from here; days of UNIQUE_COUNT and LATEST
--- meters do not. Incremental by cycle, like int_meter_usage.
+-- that day's distinct values), and a LATEST day keeps the key of its latest event. The days of
+-- COUNT, SUM, MAX and LATEST meters merge exactly into their cycle's quantity (DAILY_MERGE_SQL),
+-- and int_meter_usage takes those from here; days of UNIQUE_COUNT meters do not. Incremental by
+-- day: a run recomputes the days in int_recomputed_days, each over all of its events, and keeps
+-- the others.
 {%- set meters = usage_meters() %}
 
-with cycles_to_compute as (
+with events as {{ inlined_cte() }} (
 
-    select * from {{ ref('int_recomputed_cycles') }}
-
-),
-
-events as {{ inlined_cte() }} (
-
-    select * from {{ ref('int_events') }}
+    select * from {{ ref('int_events') }} as events
     where status = 'metered'
     {% if is_incremental() %}
-      and cycle_id in (select cycle_id from cycles_to_compute)
-      and {{ within_recomputed_periods() }}
+      and {{ within_recomputed_days() }}
+      and {{ is_recomputed_day('events.cycle_id', 'cast(events.event_at as date)') }}
     {% endif %}
 
 ),
@@ -44,7 +40,7 @@ values as {{ inlined_cte() }} (
 ),
 
 aggregated as (
-{{ meter_aggregates(meters, 'values', 'account_id, cycle_id, price_plan, meter_name, usage_date') }}
+{{ meter_aggregates(meters, 'values', 'account_id, cycle_id, price_plan, meter_name, usage_date', daily_keys=true) }}
 
 ),
 
@@ -59,6 +55,8 @@ final as (
         usage_date,
         quantity,
         event_count,
+        latest_event_at,
+        latest_event_id,
         -- the metering run that computed the row: the publication rewrites the months it changed
         cast({{ var('metering_run', 0) }} as integer) as metered_run
     from aggregated
