@@ -195,11 +195,10 @@ DAILY_MERGE_SQL = {
 # What a day's row keeps beside its quantity for DAILY_MERGE_SQL (columns latest_event_at and
 # latest_event_id): for LATEST, the key (event_at, event_id) of the event QUANTITY_SQL's arg_max
 # takes. Every event a LATEST meter counts has a value (meter_value_list), so that is the day's
-# greatest key.
+# greatest key. The other rules' days keep nulls (macro no_daily_key_columns).
 DAILY_KEY_SQL = {
     "LATEST": "max(event_at) as latest_event_at, arg_max(event_id, (event_at, event_id)) as latest_event_id",
 }
-NO_DAILY_KEY_SQL = "cast(null as timestamp) as latest_event_at, cast(null as varchar) as latest_event_id"
 
 
 def meter_quantity_sql(aggregation: str, window: str = "") -> str:

@@ -9,7 +9,6 @@ import pyarrow as pa
 from dagster_project.catalog.filters import (
     DAILY_KEY_SQL,
     DAILY_MERGE_SQL,
-    NO_DAILY_KEY_SQL,
     QUANTITY_SQL,
     meter_value_sql,
 )
@@ -63,7 +62,7 @@ def catalog_tables(catalog: Catalog) -> dict[str, pa.Table]:
             [(m.name, m.event_schema, m.aggregation, m.attribute, m.unique_by,
               *meter_value_sql(m.aggregation, m.attribute, m.unique_by), catalog.meter_filter_sql[m.name],
               QUANTITY_SQL[m.aggregation], DAILY_MERGE_SQL.get(m.aggregation),
-              DAILY_KEY_SQL.get(m.aggregation, NO_DAILY_KEY_SQL)) for m in catalog.usage_meters.values()]),
+              DAILY_KEY_SQL.get(m.aggregation)) for m in catalog.usage_meters.values()]),
         "billable_items": _table({"item_name": _S, "billable_name": _S, "item_type": _S, "meter_name": _S},
                                  [(i.name, i.billable_name, i.type, i.usage_meter)
                                   for i in catalog.billable_items.values()]),

@@ -70,12 +70,12 @@
     group-by carrying every rule's aggregate in every group (LATEST's arg_max beside the sums)
     took 97 s for the 14M account-days of 100M events, where this takes 30 s. With daily_keys, also
     the columns a day keeps for its cycle's merge (DAILY_KEY_SQL, latest_event_at and
-    latest_event_id). -#}
+    latest_event_id), null for the meters whose rule has none. -#}
 {% macro meter_aggregates(meters, relation, keys, daily_keys=false) -%}
     {%- set rules = meters | map(attribute='quantity_sql') | unique | list -%}
     {%- for rule in rules %}
     select {{ keys }}, count(*) as event_count, {{ rule | replace('{window}', '') }} as quantity
-        {%- if daily_keys %}, {{ (meters | selectattr('quantity_sql', 'equalto', rule) | first).daily_key_sql }}{% endif %}
+        {%- if daily_keys %}, {{ (meters | selectattr('quantity_sql', 'equalto', rule) | first).daily_key_sql or no_daily_key_columns() }}{% endif %}
     from {{ relation }}
     where meter_name in ({% for meter in meters if meter.quantity_sql == rule %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% endfor %})
     group by {{ keys }}
@@ -85,11 +85,16 @@
     {%- endfor %}
     {%- if not rules %}
     select {{ keys }}, count(*) as event_count, cast(null as decimal(38, 9)) as quantity
-        {%- if daily_keys %}, cast(null as timestamp) as latest_event_at, cast(null as varchar) as latest_event_id{% endif %}
+        {%- if daily_keys %}, {{ no_daily_key_columns() }}{% endif %}
     from {{ relation }}
     where false
     group by {{ keys }}
     {%- endif %}
+{%- endmacro %}
+
+{#- A day's merge key columns for the meters whose DAILY_MERGE_SQL needs none (all but LATEST). -#}
+{% macro no_daily_key_columns() -%}
+    cast(null as timestamp) as latest_event_at, cast(null as varchar) as latest_event_id
 {%- endmacro %}
 
 {#- Rows of a relation of daily aggregates (int_usage_daily's columns) grouped by `keys`, a column list
