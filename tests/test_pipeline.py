@@ -141,7 +141,10 @@ def test_bad_reference_rows_hold_back_their_account_naming_file_line_and_column(
     assert not list((workdir / "invoices").rglob("*.json"))
 
 
-def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):
+def test_named_licenses_count_unique_users_over_the_whole_cycle_and_runs(case_copy):
+    """A UNIQUE_COUNT cycle counts the distinct values of its days (a user seen on two days counts
+    once), also when a later run adds a user to a day it counted before and a day of a user seen
+    already: it recounts those days, keeps the others, and never sums the daily counts."""
     workdir = case_copy("01_stripe_payments")
     config = workdir / "config"
     (config / "event_schemas.yaml").write_text(
@@ -156,17 +159,35 @@ def test_named_licenses_count_unique_users_over_the_whole_cycle(case_copy):
         "grace_period_days: 3\nrate_cards:\n  usage:\n"
         '    - {billable_item: active_users, model: per_unit, unit_price: "8"}\n')
     events = workdir / "data" / "events"
-    (events / "2026-10.jsonl").write_text("".join(
-        json.dumps({"id": f"l{n}", "schema": "login", "account_id": "acct_a", "timestamp": f"2026-10-{day}T09:00:00Z",
-                    "dimensions": {"user_id": user}}) + "\n"
-        for n, (day, user) in enumerate([("02", "u1"), ("03", "u2"), ("20", "u1"), ("31", "u3"), ("31", "u3")])))
+
+    def write(name: str, logins: list[tuple[str, str]]) -> None:
+        (events / name).write_text("".join(
+            json.dumps({"id": f"{name}-{n}", "schema": "login", "account_id": "acct_a",
+                        "timestamp": f"2026-10-{day}T09:00:00Z", "dimensions": {"user_id": user}}) + "\n"
+            for n, (day, user) in enumerate(logins)))
+
+    def usage() -> list[tuple]:
+        return query(workdir, "select quantity, event_count from marts.fct_meter_usage "
+                              "where cycle_id = 'acct_a/2026-10-01'")
+
+    write("first.jsonl", [("02", "u1"), ("03", "u2"), ("20", "u1")])
+    assert tally_run(workdir, "2026-10-21").returncode == 0
+    assert usage() == [(2, 3)]
+    write("second.jsonl", [("03", "u3"), ("31", "u3"), ("31", "u3"), ("31", "u1")])
     proc = tally_run(workdir, "2026-11-10")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert usage() == [(3, 7)]
     invoice = json.loads((workdir / "invoices" / "acct_a" / "2026-10-01_cycle.json").read_text())
     assert [(line["type"], line["quantity"], line["amount"]) for line in invoice["lines"]] == [
         ("named_license", "3", "24.00")]
-    daily = query(workdir, "select usage_date, quantity from marts.fct_usage_daily order by 1")
-    assert [int(q) for _, q in daily] == [1, 1, 1, 1]  # four days of one user each; the cycle has three
+    values = query(workdir, "select strftime(usage_date, '%d'), distinct_value "
+                            "from intermediate.int_distinct_values_daily order by 1, 2")
+    assert values == [("02", "u1"), ("03", "u2"), ("03", "u3"), ("20", "u1"), ("31", "u1"), ("31", "u3")]
+    days = query(workdir, "select strftime(usage_date, '%d'), quantity, event_count, metered_run "
+                          "from intermediate.int_usage_daily order by 1")
+    # the days' counts add up to 7: the cycle has three users
+    assert [(day, int(quantity), count, run) for day, quantity, count, run in days] == [
+        ("02", 1, 1, 1), ("03", 2, 2, 2), ("20", 1, 1, 1), ("31", 2, 3, 2)]
 
 
 def test_sum_max_and_latest_meters_of_a_cycle_over_days_and_runs(case_copy):

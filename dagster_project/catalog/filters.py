@@ -184,7 +184,8 @@ QUANTITY_SQL = {
 # again, and a daily run aggregates only the days its events fall on. A LATEST day keeps the key of
 # its latest event (DAILY_KEY_SQL), so the cycle's value is that of the day holding the cycle's
 # latest event: QUANTITY_SQL's arg_max over the events, taken in two steps. UNIQUE_COUNT has none (a
-# value seen on two days counts once): it is computed over the cycle's events.
+# value seen on two days counts once): its QUANTITY_SQL counts the distinct values the cycle's days
+# keep (int_distinct_values_daily).
 DAILY_MERGE_SQL = {
     "COUNT": "sum(quantity)",
     "SUM": "sum(quantity)",

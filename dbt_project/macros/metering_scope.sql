@@ -33,12 +33,19 @@
     {%- endif %})
 {%- endmacro %}
 
-{#- A filter on a timestamp or date column: `column >= timestamp lo and column < timestamp hi`,
-    with the one row (lo, hi) that bounds_query returns as literals; `false` when its bounds are
-    null (nothing to recompute), `true` at parse time. -#}
-{% macro within_bounds(column, bounds_query) -%}
-    {%- if execute -%}
-        {%- set bounds = run_query(bounds_query).rows[0] -%}
+{#- A filter on a timestamp or date column that holds for every event and day of the days in
+    int_recomputed_days (the cycles recomputed whole: their periods), so that the daily aggregates
+    read only the row groups of the days a run recomputes: `column >= timestamp lo and column <
+    timestamp hi` with literal bounds, `false` when no day is recomputed. On a full refresh every
+    day is recomputed, and at parse time it renders `true`. -#}
+{% macro within_recomputed_days(column='event_at') -%}
+    {%- set cycles, days = ref('int_billing_cycles'), ref('int_recomputed_days') -%}
+    {%- if execute and not flags.FULL_REFRESH -%}
+        {%- set bounds = run_query(
+            'select min(first_moment), max(end_moment) from ('
+            ~ 'select min(usage_date) as first_moment, max(usage_date) + interval 1 day as end_moment from ' ~ days
+            ~ ' union all select min(period_start_date), max(period_end_date) from ' ~ cycles
+            ~ ' where cycle_id in (select cycle_id from ' ~ days ~ ' where usage_date is null)) as bounds').rows[0] -%}
         {%- if bounds[0] is none -%}
             false
         {%- else -%}
@@ -49,37 +56,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A filter on event_at that holds for every event of the cycles in int_recomputed_cycles (each
-    event lies in its cycle's period), so that metering them reads only their months. -#}
-{% macro within_recomputed_periods(column='event_at') -%}
-    {%- set cycles, recomputed = ref('int_billing_cycles'), ref('int_recomputed_cycles') -%}
-    {{- within_bounds(column,
-        'select min(period_start_date), max(period_end_date) from ' ~ cycles
-        ~ ' where cycle_id in (select cycle_id from ' ~ recomputed ~ ')') -}}
-{%- endmacro %}
-
-{#- A filter on a timestamp or date column that holds for every event and day of the days in
-    int_recomputed_days (the cycles recomputed whole: their periods), so that the daily aggregates
-    read only the row groups of the days a run recomputes. -#}
-{% macro within_recomputed_days(column='event_at') -%}
-    {%- set cycles, days = ref('int_billing_cycles'), ref('int_recomputed_days') -%}
-    {{- within_bounds(column,
-        'select min(first_moment), max(end_moment) from ('
-        ~ 'select min(usage_date) as first_moment, max(usage_date) + interval 1 day as end_moment from ' ~ days
-        ~ ' union all select min(period_start_date), max(period_end_date) from ' ~ cycles
-        ~ ' where cycle_id in (select cycle_id from ' ~ days ~ ' where usage_date is null)) as bounds') -}}
-{%- endmacro %}
-
 {#- Whether a row's (cycle_id, day) is one int_recomputed_days names: the day itself, or every day
-    of a cycle recomputed whole. -#}
+    of a cycle recomputed whole; on a full refresh, every day. -#}
 {% macro is_recomputed_day(cycle_id, usage_date) -%}
-    exists (select 1 from {{ ref('int_recomputed_days') }} as recomputed
+    {%- set recomputed_days = ref('int_recomputed_days') -%}
+    {%- if flags.FULL_REFRESH -%}
+    true
+    {%- else -%}
+    exists (select 1 from {{ recomputed_days }} as recomputed
             where recomputed.cycle_id = {{ cycle_id }}
               and (recomputed.usage_date is null or recomputed.usage_date = {{ usage_date }}))
+    {%- endif -%}
 {%- endmacro %}
 
-{#- Before an incremental run of int_usage_daily appends the recomputed days' rows: delete their
-    rows from before, and every row of the touched accounts. -#}
+{#- Before an incremental run of a daily model (int_usage_daily, int_distinct_values_daily)
+    appends the recomputed days' rows: delete their rows from before, and every row of the
+    touched accounts. -#}
 {% macro delete_recomputed_days() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}

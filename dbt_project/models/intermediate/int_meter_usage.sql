@@ -5,15 +5,16 @@
 ) }}
 -- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_billing_cycles') }}
 -- Account x meter x cycle: the meter's quantity (by its own rule: count, sum, max, distinct
--- count, or latest value; see the README) and event_count, over the cycle's metered events.
--- COUNT, SUM, MAX and LATEST merge exactly from the cycle's days (int_usage_daily, DAILY_MERGE_SQL),
--- which read the events already; UNIQUE_COUNT is computed from the cycle's events, never merged
--- from partial results. Incremental by cycle: a run recomputes the cycles in
--- int_recomputed_cycles whole and keeps the others.
+-- count, or latest value; see the README) and event_count, merged exactly from the cycle's days:
+-- COUNT, SUM, MAX and LATEST from their daily aggregates (int_usage_daily, DAILY_MERGE_SQL), and
+-- UNIQUE_COUNT by counting the distinct values of the cycle's days (int_distinct_values_daily),
+-- never from partial counts. It reads no events: they were read once, into their days.
+-- Incremental by cycle: a run recomputes the cycles in int_recomputed_cycles whole and keeps the
+-- others.
 {%- set meters = usage_meters() %}
-{%- set from_events = meters | selectattr('daily_merge_sql', 'none') | list %}
+{%- set from_values = meters | selectattr('daily_merge_sql', 'none') | list %}
 {%- set from_days = meters | rejectattr('daily_merge_sql', 'none') | list %}
-{%- set event_schemas = from_events | map(attribute='schema_name') | unique | list %}
+{%- set value_rules = from_values | map(attribute='quantity_sql') | unique | list %}
 
 with cycles_to_compute as (
 
@@ -30,36 +31,49 @@ days as (
 
 ),
 
-events as {{ inlined_cte() }} (
+distinct_values as (
 
-    select * from {{ ref('int_events') }}
-    where status = 'metered'
-      and schema_name in ({% for schema in event_schemas %}'{{ schema }}'{% if not loop.last %}, {% endif %}{% else %}null{% endfor %})
+    select * from {{ ref('int_distinct_values_daily') }}
     {% if is_incremental() %}
-      and cycle_id in (select cycle_id from cycles_to_compute)
-      and {{ within_recomputed_periods() }}
+    where cycle_id in (select cycle_id from cycles_to_compute)
     {% endif %}
 
 ),
 
-exploded as {{ inlined_cte() }} (
-
-    select cycle_id, account_id, event_at, event_id, unnest(meter_values) as meter
-    from events
+counted_values as (
+    {%- for rule in value_rules %}
+    select cycle_id, meter_name, {{ rule | replace('{window}', '') }} as quantity
+    from distinct_values
+    where meter_name in ({% for meter in from_values if meter.quantity_sql == rule %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by cycle_id, meter_name
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select cycle_id, meter_name, cast(null as decimal(38, 9)) as quantity
+    from distinct_values
+    where false
+    {%- endfor %}
 
 ),
 
-values as {{ inlined_cte() }} (
+counted_days as (
 
-    select
-        cycle_id, account_id, event_at, event_id,
-        meter.meter_name as meter_name, meter.meter_value as meter_value, meter.distinct_value as distinct_value
-    from exploded
+    select cycle_id, account_id, meter_name, cast(sum(event_count) as bigint) as event_count
+    from days
+    where meter_name in ({% for meter in from_values %}'{{ meter.meter_name }}'{% if not loop.last %}, {% endif %}{% else %}null{% endfor %})
+    group by cycle_id, account_id, meter_name
 
 ),
 
 aggregated as (
-{{ meter_aggregates(from_events, 'values', 'cycle_id, account_id, meter_name') }}
+
+    select
+        counted_days.cycle_id, counted_days.account_id, counted_days.meter_name, counted_days.event_count,
+        coalesce(counted_values.quantity, 0) as quantity
+    from counted_days
+    left join counted_values
+        on counted_values.cycle_id = counted_days.cycle_id and counted_values.meter_name = counted_days.meter_name
     {%- if from_days %}
     union all
 {{ merged_daily_aggregates(from_days, 'days', 'cycle_id, account_id, meter_name') }}

@@ -7,7 +7,8 @@
 -- Account x meter x UTC day. Each day is aggregated the meter's own way (a day's UNIQUE_COUNT is
 -- that day's distinct values), and a LATEST day keeps the key of its latest event. The days of
 -- COUNT, SUM, MAX and LATEST meters merge exactly into their cycle's quantity (DAILY_MERGE_SQL),
--- and int_meter_usage takes those from here; days of UNIQUE_COUNT meters do not. Incremental by
+-- and int_meter_usage takes those from here; a UNIQUE_COUNT cycle takes its event_count from
+-- here and its quantity from the days' distinct values (int_distinct_values_daily). Incremental by
 -- day: a run recomputes the days in int_recomputed_days, each over all of its events, and keeps
 -- the others.
 {%- set meters = usage_meters() %}

@@ -1,6 +1,7 @@
 -- Account x meter x cycle: the meter's quantity and event_count for every meter of the cycle's
--- plan (0 when nothing was metered, so that every usage line exists). UNIQUE_COUNT and LATEST
--- are computed over the whole cycle's events (int_meter_usage), never assembled from daily figures.
+-- plan (0 when nothing was metered, so that every usage line exists). Each quantity is exact over
+-- the whole cycle's events (int_meter_usage): UNIQUE_COUNT counts distinct values, LATEST takes the
+-- latest event's value, never a sum of daily figures.
 with cycles as (
 
     select * from {{ ref('int_billing_cycles') }}
