@@ -14,7 +14,7 @@ import pytest
 from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.runner import manifest_json
 from dagster_project.demo import ensure_demo_data
-from dagster_project.publication import MONTHLY_TABLES
+from dagster_project.publication import DAILY_TABLES
 from tests.conftest import ROOT, digests, run_tally
 
 RUNS = ["2026-09-03", "2026-09-20", "2026-10-05", "2026-10-25", "2026-11-10"]
@@ -145,36 +145,41 @@ def published_against_pipeline(workdir) -> dict[str, int]:
         published.close()
 
 
-def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_months_it_changed(daily):
+def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_days_it_changed(daily):
     workdir, _ = daily
     differences = published_against_pipeline(workdir)
     assert "fct_usage_daily" in differences and "fct_invoices" in differences
     assert {name: count for name, count in differences.items() if count} == {}
     con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
     try:
-        months = [month for (month,) in con.execute(
-            "select distinct strftime(usage_date, '%Y-%m') from marts.fct_usage_daily order by 1").fetchall()]
+        days = [day for (day,) in con.execute(
+            "select distinct strftime(usage_date, '%Y-%m-%d') from marts.fct_usage_daily order by 1").fetchall()]
+        last_batch_days = [day for (day,) in con.execute(
+            "select distinct strftime(event_at, '%Y-%m-%d') from intermediate.int_events "
+            "where status = 'metered' and batch_id = (select max(batch_id) from intermediate.int_events) "
+            "order by 1").fetchall()]
     finally:
         con.close()
     manifest = json.loads((workdir / "warehouse.published" / "manifest.json").read_text())
     parts = manifest["tables"]["fct_usage_daily"]
     current = f"g{manifest['generation']:06d}"
-    assert manifest["generation"] == len(RUNS) and sorted(parts) == months
-    # the last run's events (from 2026-10-25) changed October and November: only they were written
-    assert [month for month, path in sorted(parts.items()) if current in path] == ["2026-10", "2026-11"]
-    assert months[0] < "2026-10"
+    assert manifest["generation"] == len(RUNS) and sorted(parts) == days
+    # the last run's events (2026-10-25 to 2026-11-09) changed their days: only those were written
+    written = [day for day, path in sorted(parts.items()) if current in path]
+    assert written == last_batch_days and written[0] >= RUNS[-2] and written[-1] < RUNS[-1]
+    assert days[0] < "2026-10" and len(days) > 2 * len(written)
 
 
-def test_a_month_published_by_its_stamp_reads_only_what_the_stamp_covers():
-    """A month of fct_usage_daily whose stamp (its rows' count and latest metered_run, the small
+def test_a_day_published_by_its_stamp_reads_only_what_the_stamp_covers():
+    """A day of fct_usage_daily whose stamp (its rows' count and latest metered_run, the small
     tables it joins) did not change keeps its file unhashed: the model must read nothing else."""
     manifest = manifest_json()
-    for name, monthly in MONTHLY_TABLES.items():
+    for name, daily in DAILY_TABLES.items():
         node = next(node for node in manifest["nodes"].values()
                     if node["resource_type"] == "model" and node["name"] == name)
         read = {f"{manifest['nodes'][parent]['schema']}.{manifest['nodes'][parent]['name']}"
                 for parent in node["depends_on"]["nodes"]}
-        assert read == {monthly.rows, *monthly.also_reads}, name
+        assert read == {daily.rows, *daily.also_reads}, name
 
 
 def test_a_full_refresh_gives_identical_marts_and_byte_identical_invoices(daily):
