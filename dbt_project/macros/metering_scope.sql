@@ -57,15 +57,18 @@
 {%- endmacro %}
 
 {#- Whether a row's (cycle_id, day) is one int_recomputed_days names: the day itself, or every day
-    of a cycle recomputed whole; on a full refresh, every day. -#}
+    of a cycle recomputed whole; on a full refresh, every day. Two semi-joins on equal keys: one
+    correlated exists with `usage_date is null or usage_date = day` took 3 s over the 10M events of
+    a run that recomputed every cycle whole, four times over in int_usage_daily, where these take
+    0.7 s. -#}
 {% macro is_recomputed_day(cycle_id, usage_date) -%}
     {%- set recomputed_days = ref('int_recomputed_days') -%}
     {%- if flags.FULL_REFRESH -%}
     true
     {%- else -%}
-    exists (select 1 from {{ recomputed_days }} as recomputed
-            where recomputed.cycle_id = {{ cycle_id }}
-              and (recomputed.usage_date is null or recomputed.usage_date = {{ usage_date }}))
+    ({{ cycle_id }} in (select cycle_id from {{ recomputed_days }} where usage_date is null)
+     or ({{ cycle_id }}, {{ usage_date }}) in (select cycle_id, usage_date from {{ recomputed_days }}
+                                               where usage_date is not null))
     {%- endif -%}
 {%- endmacro %}
 
