@@ -220,7 +220,8 @@ create table if not exists billing.metering_checkpoint (
     schemas_fingerprint varchar not null, -- event schemas it validated with: a change re-meters all
     horizon_date date not null,           -- cycles were generated through this day
     checkpointed_at timestamp not null,
-    code_fingerprint varchar              -- the metering models' code: a change re-meters all
+    code_fingerprint varchar,             -- the metering models' code: a change re-meters all
+    plan_fingerprints varchar             -- JSON, each plan's config.price_plans.metering_fingerprint
 );
 
 -- This warehouse, told apart from one created in its place (the publication beside it must not
@@ -370,6 +371,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table billing.published_documents add column if not exists html_bytes bigint")
     # a checkpoint written before the metering code was recorded: the next run re-meters all once
     con.execute("alter table billing.metering_checkpoint add column if not exists code_fingerprint varchar")
+    # before the plans' fingerprints were recorded: a plan change is metered incrementally once
+    con.execute("alter table billing.metering_checkpoint add column if not exists plan_fingerprints varchar")
     # before typed timestamps were kept, a Parquet timestamp was stored as text and parsed back
     con.execute("alter table raw.events add column if not exists event_timestamp_utc timestamp")
     # recorded before views were told apart: each view is created again once

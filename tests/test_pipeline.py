@@ -190,6 +190,31 @@ def test_named_licenses_count_unique_users_over_the_whole_cycle_and_runs(case_co
         ("02", 1, 1, 1), ("03", 2, 2, 2), ("20", 1, 1, 1), ("31", 2, 3, 2)]
 
 
+def test_a_change_to_the_metering_of_most_accounts_plans_re_meters_by_a_full_refresh(case_copy):
+    """A plan change re-meters every event of the accounts on the plan; when those are most accounts,
+    the run rebuilds metering from raw events, which costs less than replacing most rows one
+    account at a time, and says why. The quantities follow the new configuration."""
+    workdir = case_copy("01_stripe_payments")
+    assert tally_run(workdir, "2026-10-20").returncode == 0
+    meters = workdir / "config" / "usage_meters.yaml"
+    # the transaction fee now counts ACH payments
+    meters.write_text(meters.read_text().replace(
+        "aggregation: COUNT\n    filter:\n      all:\n        - {dimension: payment_mode, op: eq, value: debit_card}",
+        "aggregation: COUNT\n    filter:\n      all:\n        - {dimension: payment_mode, op: eq, value: ach}"))
+    proc = tally_run(workdir, "2026-11-10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(full refresh: the metering of plan(s) payments_standard changed, 2 of 2 accounts)" in proc.stdout
+    events = [json.loads(line) for line in (workdir / "data" / "events" / "2026-10.jsonl").read_text().splitlines()]
+    ach = {account: len({e["id"] for e in events if e.get("schema") == "payment" and e["account_id"] == account
+                         and e.get("dimensions", {}).get("payment_mode") == "ach"}) for account in ("acct_a", "acct_b")}
+    assert ach["acct_a"] > 0
+    counted = dict(query(workdir, "select account_id, event_count from marts.fct_meter_usage "
+                                  "where meter_name = 'debit_card_charges' and period_start_date = '2026-10-01'"))
+    assert counted == ach
+    proc = tally_run(workdir, "2026-11-11")
+    assert "dbt metering" in proc.stdout and "(incremental)" in proc.stdout, proc.stdout
+
+
 def test_sum_max_and_latest_meters_of_a_cycle_over_days_and_runs(case_copy):
     """SUM, MAX and LATEST quantities are merged from the cycle's days (a LATEST day keeps the key
     of its latest event): the same quantities as over the events themselves, also when a later run
