@@ -38,7 +38,7 @@
     read only the row groups of the days a run recomputes: `column >= timestamp lo and column <
     timestamp hi` with literal bounds, `false` when no day is recomputed. On a full refresh every
     day is recomputed, and at parse time it renders `true`. -#}
-{% macro within_recomputed_days(column='event_at') -%}
+{% macro within_recomputed_days(column) -%}
     {%- set cycles, days = ref('int_billing_cycles'), ref('int_recomputed_days') -%}
     {%- if execute and not flags.FULL_REFRESH -%}
         {%- set bounds = run_query(
@@ -72,14 +72,20 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- A filter on events or days that keeps those of the days in int_recomputed_days: literal bounds
+    on `moment` (an event's timestamp, or a day), which skip the row groups of other days, and then
+    the (cycle, day) pairs themselves. -#}
+{% macro on_recomputed_days(cycle_id, moment) -%}
+    {{ within_recomputed_days(moment) }} and {{ is_recomputed_day(cycle_id, 'cast(' ~ moment ~ ' as date)') }}
+{%- endmacro %}
+
 {#- Before an incremental run of a daily model (int_usage_daily, int_distinct_values_daily)
     appends the recomputed days' rows: delete their rows from before, and every row of the
     touched accounts. -#}
 {% macro delete_recomputed_days() -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where ({{ within_recomputed_days('usage_date') }}
-           and {{ is_recomputed_day(this.identifier ~ '.cycle_id', this.identifier ~ '.usage_date') }})
+    where ({{ on_recomputed_days(this.identifier ~ '.cycle_id', this.identifier ~ '.usage_date') }})
     {%- if any_touched_accounts() %}
        or account_id in (select account_id from {{ ref('int_touched_accounts') }})
     {%- endif %}

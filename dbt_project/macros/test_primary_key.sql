@@ -16,8 +16,7 @@
 {% test primary_key_of_recomputed_days(model, column_name) %}
 {%- set recomputed -%}
     (select * from {{ model }} as keyed
-     where {{ within_recomputed_days('keyed.usage_date') }}
-       and {{ is_recomputed_day('keyed.cycle_id', 'keyed.usage_date') }})
+     where {{ on_recomputed_days('keyed.cycle_id', 'keyed.usage_date') }})
 {%- endset %}
 {{ primary_key_violations(recomputed, column_name) }}
 {% endtest %}

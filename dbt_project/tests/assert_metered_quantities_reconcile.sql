@@ -27,8 +27,7 @@ days as (
 
     select * from {{ ref('int_usage_daily') }} as daily
     where meter_name in (select meter_name from additive_meters)
-      and {{ within_recomputed_days('usage_date') }}
-      and {{ is_recomputed_day('daily.cycle_id', 'daily.usage_date') }}
+      and {{ on_recomputed_days('daily.cycle_id', 'daily.usage_date') }}
 
 ),
 
@@ -39,8 +38,7 @@ metered_days as (
         sum(meter_value) as value_sum, count(*) as events
     from {{ ref('int_events_metered') }} as metered
     where meter_name in (select meter_name from additive_meters)
-      and {{ within_recomputed_days() }}
-      and {{ is_recomputed_day('metered.cycle_id', 'cast(metered.event_at as date)') }}
+      and {{ on_recomputed_days('metered.cycle_id', 'metered.event_at') }}
     group by cycle_id, meter_name, cast(event_at as date)
 
 ),

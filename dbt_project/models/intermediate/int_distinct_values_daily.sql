@@ -18,8 +18,7 @@ with events as {{ inlined_cte() }} (
     where status = 'metered'
       and schema_name in ({% for schema in event_schemas %}'{{ schema }}'{% if not loop.last %}, {% endif %}{% else %}null{% endfor %})
     {% if is_incremental() %}
-      and {{ within_recomputed_days() }}
-      and {{ is_recomputed_day('events.cycle_id', 'cast(events.event_at as date)') }}
+      and {{ on_recomputed_days('events.cycle_id', 'events.event_at') }}
     {% endif %}
 
 ),

@@ -18,8 +18,7 @@ with events as {{ inlined_cte() }} (
     select * from {{ ref('int_events') }} as events
     where status = 'metered'
     {% if is_incremental() %}
-      and {{ within_recomputed_days() }}
-      and {{ is_recomputed_day('events.cycle_id', 'cast(events.event_at as date)') }}
+      and {{ on_recomputed_days('events.cycle_id', 'events.event_at') }}
     {% endif %}
 
 ),
@@ -58,7 +57,7 @@ final as (
         event_count,
         latest_event_at,
         latest_event_id,
-        -- the metering run that computed the row: the publication rewrites the months it changed
+        -- the metering run that computed the row: the publication rewrites the days it changed
         cast({{ var('metering_run', 0) }} as integer) as metered_run
     from aggregated
 
