@@ -332,14 +332,30 @@ def _read_manifest(directory: Path) -> dict:
 
 
 def _remove_unreferenced(directory: Path, manifest: dict, previous: dict) -> None:
-    """Keep the generation folders the current and the previous publication read; remove the rest."""
+    """Keep the files the current and the previous publication read; remove the rest. A generation
+    folder outlives its run while any of its files is read (the event log's partitions of a batch
+    stay in the folder of the run that loaded it), so files are removed one by one, not only whole
+    folders: every daily run replaces the files of the tables that changed, and those left inside
+    kept folders grew the directory by a run's writes a day (24 MB at 10M events)."""
     paths = [path for publication in (manifest, previous) for table in publication.get("tables", {})
              for path in _files(publication, table).values()]
     paths += [*manifest["event_partitions"].values(), *previous.get("event_partitions", {}).values()]
-    referenced = {_generation_of(Path(path), directory) for path in paths}
+    referenced = {Path(path) for path in paths}  # a file, or a folder of files (a day, an event partition)
+    kept = {_generation_of(path, directory) for path in referenced}
     for folder in directory.glob("g*"):
-        if folder.is_dir() and folder not in referenced:
+        if not folder.is_dir():
+            continue
+        if folder not in kept:
             shutil.rmtree(folder, ignore_errors=True)
+            continue
+        for parent, _, files in os.walk(folder, topdown=False):
+            if Path(parent) in referenced or any(ancestor in referenced for ancestor in Path(parent).parents):
+                continue
+            for name in files:
+                if Path(parent, name) not in referenced:
+                    Path(parent, name).unlink(missing_ok=True)
+            if parent != str(folder) and not os.listdir(parent):
+                os.rmdir(parent)
 
 
 def _generation_of(path: Path, directory: Path) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -95,6 +96,8 @@ def daily(tmp_path_factory):
                          home=workdir / ".dagster")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         outputs.append(proc.stdout)
+        # what each run published, for the test of what the publication keeps on disk
+        shutil.copy(workdir / "warehouse.published" / "manifest.json", workdir / f"published_{number}.json")
     return workdir, outputs
 
 
@@ -168,6 +171,26 @@ def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_days_
     written = [day for day, path in sorted(parts.items()) if current in path]
     assert written == last_batch_days and written[0] >= RUNS[-2] and written[-1] < RUNS[-1]
     assert days[0] < "2026-10" and len(days) > 2 * len(written)
+
+
+def test_the_publication_keeps_on_disk_only_the_files_of_the_last_two_publications(daily):
+    """The current publication's files, and the previous one's for the readers still holding it:
+    nothing else, though the folder of every run stays (it holds the event log of the batch it
+    loaded), and each run replaced the files of the tables that changed."""
+    workdir, _ = daily
+    directory = workdir / "warehouse.published"
+    referenced = set()
+    for number in (len(RUNS) - 1, len(RUNS)):
+        manifest = json.loads((workdir / f"published_{number}.json").read_text())
+        paths = [*manifest["event_partitions"].values(),
+                 *(path for files in manifest["tables"].values() for path in files.values())]
+        referenced |= {file for path in map(Path, paths) for file in ([path] if path.is_file() else path.rglob("*"))}
+    on_disk = {path for path in directory.rglob("*") if path.is_file() and path.parent != directory}
+    folders = sorted(path.name for path in directory.glob("g*"))
+    assert folders == [f"g{number:06d}" for number in range(1, len(RUNS) + 1)]  # each holds its batch's events
+    assert on_disk == referenced
+    # what the last run replaced: the earlier runs' files of fct_invoices, for one, are gone
+    assert len([path for path in on_disk if path.parent.name == "fct_invoices"]) <= 2
 
 
 def test_a_day_published_by_its_stamp_reads_only_what_the_stamp_covers():
