@@ -52,8 +52,9 @@ DAILY_TABLES = {"fct_usage_daily": DailyTable("usage_date", "intermediate.int_us
 # Every other table is one file (part ALL).
 ALL = "all"
 # published beside the marts (every base table of schema marts is published as it is);
-# fct_usage_daily is a view of int_usage_daily, which keeps the days once
-_OTHER_COPIES = {"fct_usage_daily": "marts.fct_usage_daily",
+# fct_usage_daily is a view of int_usage_daily, which keeps the days once, and fct_billing_cycles
+# one of int_billing_cycles
+_OTHER_COPIES = {"fct_usage_daily": "marts.fct_usage_daily", "fct_billing_cycles": "marts.fct_billing_cycles",
                  "held_accounts": "staging.stg_input_problems__held_accounts",
                  "plan_entitlements": "config.plan_entitlements", "usage_meters": "config.usage_meters"}
 _PARTITION_FLUSH_ROWS = 16_384

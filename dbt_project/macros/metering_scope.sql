@@ -103,3 +103,21 @@
     {%- endif %}
     {%- endif -%}
 {%- endmacro %}
+
+{#- Before an incremental model of cycle rows appends the cycles it lacks: delete the rows of the
+    cycles that are gone or whose `columns` (copied from int_billing_cycles) changed since they
+    were written: a cycle closes when the run's date passes its end. -#}
+{% macro delete_changed_cycles(columns) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where cycle_id in (
+        select kept.cycle_id
+        from {{ this }} as kept
+        left join {{ ref('int_billing_cycles') }} as cycles on cycles.cycle_id = kept.cycle_id
+        where cycles.cycle_id is null
+        {%- for column in columns %}
+           or kept.{{ column }} is distinct from cycles.{{ column }}
+        {%- endfor %}
+    )
+    {%- endif -%}
+{%- endmacro %}

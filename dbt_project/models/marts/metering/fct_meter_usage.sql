@@ -1,10 +1,23 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ delete_recomputed_rows() }}",
+              "{{ delete_changed_cycles(['account_id', 'price_plan', 'period_start_date', 'period_end_date', 'is_closed']) }}"]
+) }}
+-- depends_on: {{ ref('int_touched_accounts') }}, {{ ref('int_recomputed_cycles') }}
 -- Account x meter x cycle: the meter's quantity and event_count for every meter of the cycle's
 -- plan (0 when nothing was metered, so that every usage line exists). Each quantity is exact over
 -- the whole cycle's events (int_meter_usage): UNIQUE_COUNT counts distinct values, LATEST takes the
--- latest event's value, never a sum of daily figures.
+-- latest event's value, never a sum of daily figures. Incremental by cycle: the pre-hooks delete
+-- the rows of the recomputed cycles, the touched accounts and the cycles that changed (closed,
+-- for one) or are gone, and a run appends the cycles the table lacks. Rebuilt whole, it grew
+-- with every month of history (0.7 s of each daily run at 10M events, two months in).
 with cycles as (
 
     select * from {{ ref('int_billing_cycles') }}
+    {% if is_incremental() %}
+    where cycle_id not in (select cycle_id from {{ this }})
+    {% endif %}
 
 ),
 
