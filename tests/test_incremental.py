@@ -15,7 +15,7 @@ import pytest
 from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.runner import manifest_json
 from dagster_project.demo import ensure_demo_data
-from dagster_project.publication import DAILY_TABLES
+from dagster_project.publication import DAILY_TABLES, MONTHLY_TABLES
 from tests.conftest import ROOT, digests, run_tally
 
 RUNS = ["2026-09-03", "2026-09-20", "2026-10-05", "2026-10-25", "2026-11-10"]
@@ -171,6 +171,25 @@ def test_the_publication_holds_the_marts_and_a_daily_run_rewrites_only_the_days_
     written = [day for day, path in sorted(parts.items()) if current in path]
     assert written == last_batch_days and written[0] >= RUNS[-2] and written[-1] < RUNS[-1]
     assert days[0] < "2026-10" and len(days) > 2 * len(written)
+
+
+def test_the_tables_of_a_row_per_cycle_are_published_a_month_each_and_rewritten_where_they_changed(daily):
+    workdir, _ = daily
+    manifest = json.loads((workdir / "warehouse.published" / "manifest.json").read_text())
+    current = f"g{manifest['generation']:06d}"
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        for name, column in MONTHLY_TABLES.items():
+            months = [month for (month,) in con.execute(
+                f"select distinct coalesce(strftime({column}, '%Y-%m'), 'none') from marts.{name} "
+                "order by 1").fetchall()]
+            assert sorted(manifest["tables"][name]) == months, name
+        # the last run (as of 2026-11-10) changed the cycles of October and November only
+        parts = manifest["tables"]["fct_meter_usage"]
+        written = sorted(month for month, path in parts.items() if current in path)
+        assert written == ["2026-10", "2026-11"] and len(parts) > len(written)
+    finally:
+        con.close()
 
 
 def test_the_publication_keeps_on_disk_only_the_files_of_the_last_two_publications(daily):
