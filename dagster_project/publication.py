@@ -149,7 +149,7 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
         elif to_write:
             # one write of every changed day (month), a folder each: a part's own query would scan
             # the table once per part, and a full refresh changes them all
-            where = _days_filter(daily, to_write) if daily else f"{part} in ({', '.join(map(repr, to_write))})"
+            where = _days_filter(daily, to_write) if daily else f"{part} in ({', '.join(map(_literal, to_write))})"
             con.execute(f"set partitioned_write_flush_threshold = {_PARTITION_FLUSH_ROWS}")
             con.execute(f"copy (select *, {part} as part from ({sql}) as t where {where}) "
                         f"to '{folder / name}' (format parquet, partition_by (part))")
@@ -202,12 +202,12 @@ def _part_expression(table: str) -> str:
     if daily:
         return _day_expression(daily.day_column)
     if table in MONTHLY_TABLES:
-        return f"coalesce(strftime({MONTHLY_TABLES[table]}, '%Y-%m'), 'none')"
+        return _day_expression(MONTHLY_TABLES[table], "%Y-%m")
     return f"'{ALL}'"
 
 
-def _day_expression(column: str) -> str:
-    return f"coalesce(strftime({column}, '%Y-%m-%d'), 'none')"
+def _day_expression(column: str, form: str = "%Y-%m-%d") -> str:
+    return f"coalesce(strftime({column}, '{form}'), 'none')"
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str, part: str, where: str = "true") -> dict[str, str]:
@@ -360,13 +360,15 @@ def _remove_unreferenced(directory: Path, manifest: dict, previous: dict) -> Non
         if folder not in kept:
             shutil.rmtree(folder, ignore_errors=True)
             continue
-        for parent, _, files in os.walk(folder, topdown=False):
-            if Path(parent) in referenced or any(ancestor in referenced for ancestor in Path(parent).parents):
-                continue
+        walked = []
+        for parent, folders, files in os.walk(folder):
+            folders[:] = [name for name in folders if Path(parent, name) not in referenced]  # kept whole
+            walked.append(parent)
             for name in files:
                 if Path(parent, name) not in referenced:
                     Path(parent, name).unlink(missing_ok=True)
-            if parent != str(folder) and not os.listdir(parent):
+        for parent in reversed(walked[1:]):  # the folders emptied, deepest first
+            if not os.listdir(parent):
                 os.rmdir(parent)
 
 

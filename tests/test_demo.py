@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_project.defs.dbt.runner import manifest_json
 from tests.conftest import ROOT, query_file, run_tally
 
 
@@ -110,8 +111,6 @@ def test_tokens_are_priced_per_model(demo):
 def test_every_model_is_described_and_dbt_docs_generate_works(demo, tmp_path):
     # every model is described; the marts' and staging's descriptions are comments in the warehouse,
     # which the publication's views carry for BI tools (intermediate tables are published nowhere)
-    from dagster_project.defs.dbt.runner import manifest_json
-
     models = [node for node in manifest_json()["nodes"].values() if node["resource_type"] == "model"]
     assert len(models) > 40 and [node["name"] for node in models if not node["description"].strip()] == []
     undocumented = query(demo, "select schema_name || '.' || table_name from duckdb_tables() where comment is null "

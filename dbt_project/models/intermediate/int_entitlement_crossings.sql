@@ -60,6 +60,8 @@ over_limit as (
 
 events as (
 
+    -- the cycle alone first: it is a column of int_events, filtered before the view unnests the
+    -- meters; the (cycle, meter) pairs then keep the meters over a limit
     select * from {{ ref('int_events_metered') }}
     where cycle_id in (select cycle_id from over_limit)
       and (cycle_id, meter_name) in (select cycle_id, meter_name from over_limit)
