@@ -162,6 +162,23 @@ def test_a_column_no_model_reads_is_left_out_of_its_sources_fingerprint(con):
     assert sorted(unchanged.plan(con, manifest, ALL, VARS).to_build) == sorted(ALL - {"model.shop.stg_items"})
 
 
+def test_a_source_is_hashed_whatever_its_size_unless_it_is_marked_never_to_be(con):
+    # billing.invoice_lines grows by 400k rows a month at 100k accounts: past 1M rows it was no
+    # longer hashed, and every run from the third month rebuilt every billing mart
+    con.execute("create or replace table raw.items as select range as id from range(1_200_000)")
+    assert built_after_a_first_build(con) == ALWAYS_BUILT
+    never_hashed = copy.deepcopy(MANIFEST)
+    never_hashed["sources"]["source.shop.raw.items"]["meta"] = {"fingerprinted": False}
+    assert sorted(unchanged.plan(con, never_hashed, ALL, VARS).to_build) == sorted(ALL - {"model.shop.stg_items"})
+    assert dbt_project_source_meta("source.tally.raw.events") == {"dagster": {"asset_key": ["raw_events"]},
+                                                                  "fingerprinted": False}
+
+
+def dbt_project_source_meta(unique_id: str) -> dict:
+    ensure_manifest(dbt_project)
+    return json.loads(dbt_project.manifest_path.read_text())["sources"][unique_id]["meta"]
+
+
 def test_every_model_reading_a_source_excludes_the_columns_left_out_of_its_fingerprint():
     """The pipeline's own project: a column marked `fingerprinted: false` must be excluded by
     every node that reads its source, or a mart could keep a value that changed."""

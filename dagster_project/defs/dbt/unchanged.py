@@ -5,13 +5,15 @@ about 4 s at 100k accounts, although invoices change when a cycle closes and ref
 its files do. A node's fingerprint is its code (SQL, config, descriptions; every macro of the
 project; dbt's version), the values of the vars its code reads, and the fingerprints of what it
 reads: the nodes upstream, and each source's rows (their count and a sum of their hashes, less the
-columns no model reads, such as billing.invoices' commit flag). A model or test whose fingerprint
+columns no model reads, such as billing.invoices' commit flag), whatever their number. A model or test whose fingerprint
 is the one recorded when it was last built, and whose relation is there, is left out of the build.
 
 Some nodes are built every time, and so is everything that reads them: incremental models (they
 build on their own previous rows), seeds and snapshots; code that reads the clock, the
 environment or the warehouse while compiling (`current_date`, `env_var`, `run_query`); tests with
-a `where` (it may read any table); and sources too large to hash. A node upstream that this build
+a `where` (it may read any table); and the sources marked `meta: {fingerprinted: false}`
+(raw.events, which every run that loads events changes and which only incremental models read:
+hashing its rows would cost seconds for nothing). A node upstream that this build
 does not cover counts with its recorded fingerprint, or as changed when it has none.
 
 A view holds no rows, only its query: it is created again when its code changes, not when what
@@ -42,8 +44,6 @@ _VOLATILE_CODE = re.compile(r"run_query|statement\(|load_result|env_var\(|run_st
 _VAR_NAMED = re.compile(r"""\bvar\(\s*['"]([A-Za-z_]\w*)['"]""")
 _VAR_ANY = re.compile(r"\bvar\(")
 _DISPATCH_PREFIXES = ("duckdb__", "default__")
-# a source with more rows than this is not hashed (raw.events): what reads it is built every time
-HASHED_SOURCE_ROWS = 1_000_000
 _ALWAYS_BUILT = {"seed", "snapshot"}
 
 
@@ -87,6 +87,14 @@ def plan(con: duckdb.DuckDBPyConnection, manifest: dict, candidates: set[str], d
 
 def _is_view(node: dict) -> bool:
     return node["resource_type"] == "model" and node["config"].get("materialized") == "view"
+
+
+def is_fingerprinted(source: dict) -> bool:
+    """Whether a source's rows are hashed: not when it is marked `meta: {fingerprinted: false}`,
+    and what reads it is then built every time. Once a size decided (more than 1M rows: not
+    hashed), and billing.invoice_lines, 400k rows a month at 100k accounts, crossed it in the
+    third month: from then on every run rebuilt every billing mart."""
+    return source.get("meta", {}).get("fingerprinted") is not False
 
 
 def unfingerprinted_columns(source: dict) -> list[str]:
@@ -173,10 +181,10 @@ class _Fingerprints:
 
     def _source(self, source: dict) -> str:
         schema, table = source["schema"], source["identifier"]
-        size = self.con.execute("select estimated_size from duckdb_tables() where database_name = current_database() "
-                                "and schema_name = ? and table_name = ?", [schema, table]).fetchall()
-        if not size or size[0][0] > HASHED_SOURCE_ROWS:
-            return self.volatile  # a view, a missing table, or too large to hash every run
+        is_table = self.con.execute("select count(*) from duckdb_tables() where database_name = current_database() "
+                                    "and schema_name = ? and table_name = ?", [schema, table]).fetchone()[0]
+        if not is_table or not is_fingerprinted(source):
+            return self.volatile  # a view, a missing table, or a source marked as never hashed
         relation = f'"{schema}"."{table}"'
         if unread := unfingerprinted_columns(source):
             relation = f"(select * exclude ({', '.join(map(quoted_identifier, unread))}) from {relation})"
