@@ -195,28 +195,53 @@ def document_stamps(con: duckdb.DuckDBPyConnection, directory: str, first: date,
     """The documents of the billing months: invoice_id, the digest of what their files are made of
     (their JSON and `rendering`, what the HTML is rendered with: documents.html_rendering), and what
     was last published to `directory` (its digest and file sizes, null when never published there).
-    A published committed final is not read again: its digest stands."""
-    return frame(con, """
+    A published committed final is not read again: its digest stands. (Its JSON is not even
+    scanned: the digests of the others are a second query, which reads the JSON of those alone.
+    One query read every document's JSON, 0.13 s at 130k invoices, growing with every month.)"""
+    stamps = frame(con, """
         select i.invoice_id,
                case when i.status = 'final' and i.is_committed and coalesce(p.is_final, false) then p.digest
-                    else md5(i.document_json || ?) end as digest,
+               end as digest,
                p.digest as published_digest, p.json_bytes, p.html_bytes,
                i.status = 'final' and i.is_committed as is_final
         from billing.invoices as i
         left join billing.published_documents as p on p.directory = ? and p.invoice_id = i.invoice_id
-        where i.billing_month between ? and ?
-        order by i.invoice_id""", [rendering, directory, first, last])
+        where i.billing_month between ? and ?""", [directory, first, last])
+    pending = stamps.filter(pl.col("digest").is_null())["invoice_id"].to_list()
+    if pending:
+        digests = frame(con, "select invoice_id, md5(document_json || ?) as computed_digest from billing.invoices "
+                             "where invoice_id in (select unnest(?::varchar[]))", [rendering, pending])
+        stamps = stamps.join(digests, on="invoice_id", how="left").with_columns(
+            pl.coalesce("digest", "computed_digest").alias("digest")).drop("computed_digest")
+    return stamps.sort("invoice_id")
+
+
+def documents_to_check(con: duckdb.DuckDBPyConnection, directory: str) -> list[str]:
+    """The invoices whose documents a run may write to `directory`: all but the finals published
+    there as final, whose ids were checked when they were first written."""
+    return [row[0] for row in con.execute(
+        "select invoice_id from billing.invoices as i where not exists (select 1 from billing.published_documents "
+        "as p where p.directory = ? and p.invoice_id = i.invoice_id and p.is_final)", [directory]).fetchall()]
+
+
+def gone_documents(con: duckdb.DuckDBPyConnection, directory: str) -> list[str] | None:
+    """The documents recorded as published to `directory` whose invoice no longer exists (a draft
+    whose cycle went away); None when nothing is recorded as published there."""
+    if not scalar(con, "select exists (select 1 from billing.published_documents where directory = ?)", [directory]):
+        return None
+    return [row[0] for row in con.execute(
+        "select invoice_id from billing.published_documents as p where p.directory = ? and not exists "
+        "(select 1 from billing.invoices as i where i.invoice_id = p.invoice_id) order by 1", [directory]).fetchall()]
+
+
+def invoice_count(con: duckdb.DuckDBPyConnection) -> int:
+    return scalar(con, "select count(*) from billing.invoices")
 
 
 def published_documents(con: duckdb.DuckDBPyConnection, directory: str) -> pl.DataFrame:
     """What `directory` holds by the record: invoice_id, json_bytes, html_bytes (null: not recorded)."""
     return frame(con, "select invoice_id, json_bytes, html_bytes from billing.published_documents "
                       "where directory = ?", [directory])
-
-
-def published_ids(con: duckdb.DuckDBPyConnection, directory: str) -> set[str]:
-    return {row[0] for row in con.execute("select invoice_id from billing.published_documents where directory = ?",
-                                          [directory]).fetchall()}
 
 
 def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl.DataFrame,
@@ -229,6 +254,24 @@ def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl
                 "and invoice_id in (select unnest(?::varchar[]))", [directory, ids])
     insert_rows(con, "billing.published_documents", written.select(
         pl.lit(directory).alias("directory"), "invoice_id", "digest", "is_final", "json_bytes", "html_bytes"))
+    con.execute("commit")
+
+
+def published_folders(con: duckdb.DuckDBPyConnection, directory: str) -> dict[str, int]:
+    """Each account folder of `directory` whose files a run last knew: its modification time then."""
+    return dict(con.execute("select account_id, mtime_ns from billing.published_folders where directory = ?",
+                            [directory]).fetchall())
+
+
+def record_published_folders(con: duckdb.DuckDBPyConnection, directory: str, folders: dict[str, int | None]) -> None:
+    """The modification time of each account folder whose files this run checked or wrote (None:
+    the folder is gone)."""
+    con.execute("begin transaction")
+    con.execute("delete from billing.published_folders where directory = ? "
+                "and account_id in (select unnest(?::varchar[]))", [directory, sorted(folders)])
+    insert_rows(con, "billing.published_folders", pl.DataFrame(
+        [(directory, account, mtime) for account, mtime in sorted(folders.items()) if mtime is not None],
+        schema={"directory": pl.String, "account_id": pl.String, "mtime_ns": pl.Int64}, orient="row"))
     con.execute("commit")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.billing_store import published_documents
+from dagster_project.billing_store import published_documents, published_folders
 from dagster_project.invoicing.publishing import documents_in_place
 
 CODE_DIRS = (Path(__file__).parent, Path(__file__).parents[1] / "dbt_project")
@@ -90,12 +90,13 @@ def unchanged_since(warehouse: Path, fingerprint: str, invoices_dir: Path, publi
         if not rows or rows[0][:3] != (fingerprint, str(invoices_dir), _file_state(published)):
             return None
         recorded = published_documents(con, str(invoices_dir))
+        folders = published_folders(con, str(invoices_dir))
     except duckdb.Error:
         return None
     finally:
         con.close()
     # the documents are as the run left them: every one it recorded is there, with its sizes
-    if len(documents_in_place(invoices_dir, recorded)) != recorded.height:
+    if len(documents_in_place(invoices_dir, recorded, folders)[0]) != recorded.height:
         return None
     return rows[0][3]
 

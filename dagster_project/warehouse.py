@@ -135,6 +135,12 @@ create table if not exists billing.published_documents (   -- what each invoices
     html_bytes bigint
 );
 
+create table if not exists billing.published_folders (   -- each account folder of an invoices directory
+    directory varchar not null,
+    account_id varchar not null,
+    mtime_ns bigint not null            -- its modification time when a run last knew every file in it
+);
+
 create table if not exists billing.rendered_pdfs (   -- the PDF of each document in each invoices directory
     directory varchar not null,
     invoice_id varchar not null,

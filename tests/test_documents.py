@@ -81,7 +81,7 @@ def test_publishing_writes_only_changed_or_damaged_documents_and_removes_gone_on
 
     import polars as pl
 
-    from dagster_project.invoicing.publishing import publish
+    from dagster_project.invoicing.publishing import documents_on_disk, publish
 
     directory = tmp_path / "invoices"
     documents = {"a/2026-10-01_cycle": render_json(document_of()),
@@ -96,8 +96,11 @@ def test_publishing_writes_only_changed_or_damaged_documents_and_removes_gone_on
             for i, text in sorted(documents.items())],
             schema={"invoice_id": pl.String, "digest": pl.String, "published_digest": pl.String,
                     "json_bytes": pl.Int64, "html_bytes": pl.Int64, "is_final": pl.Boolean})
-        report = publish(directory, stamps, lambda ids: [(i, documents[i]) for i in ids], existing, set(published),
-                         None, locale)
+        # as the pipeline does (billing_store.gone_documents): the recorded documents whose invoice
+        # is gone, or in a directory with nothing recorded, those on disk
+        gone = (set(published) or documents_on_disk(directory)) - existing
+        report = publish(directory, stamps, lambda ids: [(i, documents[i]) for i in ids], sorted(gone),
+                         stamps.height == len(existing), None, locale)
         published.update({i: (d, j, h) for i, d, _, j, h in report.rewritten.iter_rows()})
         return report
 
@@ -131,6 +134,63 @@ def test_publishing_writes_only_changed_or_damaged_documents_and_removes_gone_on
     (directory / "c" / "2026-09-01_cycle.json").write_text("{}")
     assert run(set(documents)).removed_ids == ["c/2026-09-01_cycle"]
 
+
+def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by_file(tmp_path):
+    import hashlib
+    import os
+
+    import polars as pl
+
+    from dagster_project.invoicing.publishing import publish
+
+    directory = tmp_path / "invoices"
+    documents = {f"{account}/2026-{month:02d}-01_cycle": render_json(document_of())
+                 for account in ("a", "b") for month in (9, 10)}
+    published: dict[str, tuple] = {}
+
+    def run(folders: dict[str, int], existing: set[str] | None = None):
+        stamps = pl.DataFrame([
+            {"invoice_id": i, "digest": hashlib.md5(text.encode()).hexdigest(),
+             "published_digest": published.get(i, (None,))[0], "json_bytes": published.get(i, (0, None))[1],
+             "html_bytes": published.get(i, (0, 0, None))[2], "is_final": True}
+            for i, text in sorted(documents.items())],
+            schema={"invoice_id": pl.String, "digest": pl.String, "published_digest": pl.String,
+                    "json_bytes": pl.Int64, "html_bytes": pl.Int64, "is_final": pl.Boolean})
+        report = publish(directory, stamps, lambda ids: [(i, documents[i]) for i in ids], [],
+                         stamps.height == len(existing or documents), None, "en_US", recorded_folders=folders)
+        published.update({i: (d, j, h) for i, d, _, j, h in report.rewritten.iter_rows()})
+        return report
+
+    def age(account: str) -> int:
+        """The folder as a run long ago left it; its modification time."""
+        hour_ago = (directory / account).stat().st_mtime_ns - 3600 * 10**9
+        os.utime(directory / account, ns=(hour_ago, hour_ago))
+        return hour_ago
+
+    # written by this run: the next one checks their files and then vouches for the folders
+    assert run({}).folders == {"a": None, "b": None}
+    times = {"a": age("a"), "b": age("b")}
+    checked = run({})
+    assert (checked.written, checked.unchanged, checked.folders) == (0, 8, times)
+    # a folder only just modified does not vouch for its files: they are checked again next time
+    (directory / "b" / "notes.txt").write_text("kept by hand")
+    assert run(times).folders == {"b": None}
+    times["b"] = age("b")
+    # vouched for, a folder's files are not looked at: one cut short in place goes unseen...
+    with open(directory / "a" / "2026-09-01_cycle.html", "r+") as html:
+        html.truncate(10)
+    assert (directory / "a").stat().st_mtime_ns == times["a"]
+    unseen = run(times)
+    assert (unseen.written, unseen.unchanged, unseen.folders) == (0, 8, {})
+    # ...and one removed or replaced changes the folder: its files are checked and the one gone written
+    (directory / "a" / "2026-09-01_cycle.json").unlink()
+    repaired = run(times)
+    assert (repaired.written, repaired.unchanged) == (2, 6)
+    assert repaired.folders == {"a": None}
+    assert (directory / "a" / "2026-09-01_cycle.json").read_text() == documents["a/2026-09-01_cycle"]
+    assert (directory / "a" / "2026-09-01_cycle.html").stat().st_size > 10  # written whole again with it
+    # a run over some months only does not vouch for a folder: other months' files were not checked
+    assert run({}, existing=set(documents) | {"a/2026-08-01_cycle"}).folders == {}
 
 def test_money_is_babels_format_currency_for_every_locale():
     from babel.numbers import format_currency

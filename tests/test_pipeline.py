@@ -29,6 +29,16 @@ def test_a_rerun_gives_byte_identical_invoices_and_one_with_nothing_new_stops_at
     assert "event statuses: 9 metered, 1 no_plan" in third.stdout
     assert len(recorded_runs(workdir / ".dagster")[0]) == 2
     assert digests(workdir / "invoices") == invoices_before
+    # the second run checked the first one's files and vouches for their folders from then on...
+    folders = sorted(path.name for path in (workdir / "invoices").iterdir() if path.is_dir())
+    assert [row[0] for row in query(workdir, "select account_id from billing.published_folders order by 1")] == folders
+    # ...until a file in one goes: the same inputs again are no longer "nothing new", and the file is back
+    lost = sorted((workdir / "invoices" / folders[0]).glob("*.json"))[0]
+    lost.unlink()
+    fourth = tally_run(workdir, "2026-11-21")
+    assert fourth.returncode == 0, fourth.stdout + fourth.stderr
+    assert "nothing new since run" not in fourth.stdout and "2 files written" in fourth.stdout
+    assert digests(workdir / "invoices") == invoices_before
 
 
 def test_a_fresh_warehouse_reproduces_the_same_documents(case_copy, tmp_path):

@@ -15,7 +15,7 @@ from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, PricingCatalogResource, WarehouseResource
 from dagster_project.invoicing.documents import html_rendering
 from dagster_project.invoicing.pdf import PdfReport, publish_pdfs, rendering_fingerprint
-from dagster_project.invoicing.publishing import UnsafePath, check_paths, publish
+from dagster_project.invoicing.publishing import UnsafePath, check_paths, documents_on_disk, publish
 from dagster_project.publication import publication_for
 from dagster_project.publication import publish as publish_warehouse
 
@@ -34,18 +34,22 @@ def published_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     directory = invoices_dir.directory
     template_dir, locale = catalog.directory / "templates", catalog.load().billing.locale
     with warehouse.connect() as con:
-        existing = store.invoice_ids(con)
         try:
-            check_paths(directory, existing)  # before anything is committed or written
+            check_paths(directory, store.documents_to_check(con, str(directory)))  # before anything is committed
         except UnsafePath as exc:
             raise dg.Failure(description=str(exc)) from None
         committed = store.commit(con)
         stamps = store.document_stamps(con, str(directory), first, last, html_rendering(template_dir, locale))
+        gone = store.gone_documents(con, str(directory))
+        if gone is None:  # nothing recorded as published here: what the directory holds is listed
+            gone = sorted(documents_on_disk(directory) - store.invoice_ids(con))
         with progress(context, "publishing", total=stamps.height) as stage:
-            published = publish(directory, stamps, lambda ids: store.document_jsons(con, ids), existing,
-                                 store.published_ids(con, str(directory)), template_dir, locale,
+            published = publish(directory, stamps, lambda ids: store.document_jsons(con, ids), gone,
+                                 stamps.height == store.invoice_count(con), template_dir, locale,
+                                 recorded_folders=store.published_folders(con, str(directory)),
                                  on_document=stage.advance)
             store.record_published(con, str(directory), published.rewritten, published.removed_ids)
+            store.record_published_folders(con, str(directory), published.folders)
             stage.done(f"{committed:,} invoice(s) made final; {stamps.height:,} invoices to {directory} "
                        f"({published.written:,} files written, {published.unchanged:,} unchanged, "
                        f"{published.removed:,} removed)")
