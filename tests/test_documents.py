@@ -148,7 +148,7 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
                  for account in ("a", "b") for month in (9, 10)}
     published: dict[str, tuple] = {}
 
-    def run(folders: dict[str, int], existing: set[str] | None = None):
+    def run(folders: dict[str, int], existing: set[str] | None = None, settled_ns: int | None = None):
         stamps = pl.DataFrame([
             {"invoice_id": i, "digest": hashlib.md5(text.encode()).hexdigest(),
              "published_digest": published.get(i, (None,))[0], "json_bytes": published.get(i, (0, None))[1],
@@ -157,7 +157,8 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
             schema={"invoice_id": pl.String, "digest": pl.String, "published_digest": pl.String,
                     "json_bytes": pl.Int64, "html_bytes": pl.Int64, "is_final": pl.Boolean})
         report = publish(directory, stamps, lambda ids: [(i, documents[i]) for i in ids], [],
-                         stamps.height == len(existing or documents), None, "en_US", recorded_folders=folders)
+                         stamps.height == len(existing or documents), None, "en_US", recorded_folders=folders,
+                         settled_ns=settled_ns)
         published.update({i: (d, j, h) for i, d, _, j, h in report.rewritten.iter_rows()})
         return report
 
@@ -167,8 +168,15 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
         os.utime(directory / account, ns=(hour_ago, hour_ago))
         return hour_ago
 
-    # written by this run: the next one checks their files and then vouches for the folders
-    assert run({}).folders == {"a": None, "b": None}
+    def mtime(account: str) -> int:
+        return (directory / account).stat().st_mtime_ns
+
+    # the folders a run wrote to are checked again once written, and their times vouch for them...
+    assert run({}, settled_ns=0).folders == {"a": mtime("a"), "b": mtime("b")}
+    # ...unless they are too recent for that (by default, modified less than 0.1 s before)
+    (directory / "a" / "2026-09-01_cycle.json").unlink()
+    repaired = run({})
+    assert (repaired.written, repaired.folders["a"]) == (2, None)
     times = {"a": age("a"), "b": age("b")}
     checked = run({})
     assert (checked.written, checked.unchanged, checked.folders) == (0, 8, times)
@@ -191,6 +199,7 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
     assert (directory / "a" / "2026-09-01_cycle.html").stat().st_size > 10  # written whole again with it
     # a run over some months only does not vouch for a folder: other months' files were not checked
     assert run({}, existing=set(documents) | {"a/2026-08-01_cycle"}).folders == {}
+
 
 def test_money_is_babels_format_currency_for_every_locale():
     from babel.numbers import format_currency

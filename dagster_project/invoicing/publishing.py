@@ -71,7 +71,7 @@ def check_paths(invoices_dir: Path, invoice_ids) -> None:
 
 def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]], Iterable[tuple[str, str]]],
             gone_ids: list[str], covers_every_invoice: bool, template_dir: Path | None, locale: str,
-            recorded_folders: dict[str, int] | None = None,
+            recorded_folders: dict[str, int] | None = None, settled_ns: int | None = None,
             on_document: Callable[[int], None] | None = None) -> PublishReport:
     """Write the documents that changed and remove the files of the documents in gone_ids.
 
@@ -82,14 +82,16 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
     from it (template_dir's invoice.html or the packaged one, in `locale`). gone_ids: the documents
     whose invoice is gone (billing_store.gone_documents; in a directory with nothing recorded,
     documents_on_disk less every invoice id). recorded_folders: the modification time of each
-    account folder when a run last knew all its files (see documents_in_place). Folder times are
+    account folder when a run last knew all its files (see documents_in_place). The folders written
+    to are checked again once written, so that the next run vouches for them too. Folder times are
     returned to be recorded only when stamps cover every invoice: after a backfill of some months,
-    a folder also holds files it did not check.
+    a folder also holds files it did not check. settled_ns: see documents_in_place.
     """
     invoices_dir.mkdir(parents=True, exist_ok=True)
     removed_ids = sorted(gone_ids)
     in_place, checked_folders = documents_in_place(
-        invoices_dir, stamps.filter(pl.col("published_digest") == pl.col("digest")), recorded_folders or {})
+        invoices_dir, stamps.filter(pl.col("published_digest") == pl.col("digest")), recorded_folders or {},
+        settled_ns)
     stale = stamps.filter(~pl.col("invoice_id").is_in(sorted(in_place)))
     if on_document is not None:
         on_document(stamps.height - stale.height)
@@ -108,20 +110,26 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
     for invoice_id in removed_ids:
         for suffix in SUFFIXES:
             (invoices_dir / f"{invoice_id}{suffix}").unlink(missing_ok=True)
+    written = pl.DataFrame(sizes, schema={"invoice_id": pl.String, "json_bytes": pl.Int64, "html_bytes": pl.Int64},
+                           orient="row")
     folders = {}
     if covers_every_invoice:
-        # a folder this run wrote to is checked file by file by the next one, which then records it
-        changed = {invoice_id.partition("/")[0] for invoice_id in [*(row[0] for row in sizes), *removed_ids]}
-        folders = {**checked_folders, **dict.fromkeys(changed)}
-    rewritten = stale.select("invoice_id", "digest", "is_final").join(
-        pl.DataFrame(sizes, schema={"invoice_id": pl.String, "json_bytes": pl.Int64, "html_bytes": pl.Int64},
-                     orient="row"), on="invoice_id", how="inner")
+        # what the folders written to hold now, checked file by file after the writes (a file removed
+        # meanwhile by someone else is seen), so that their time vouches for them next time
+        changed = {invoice_id.partition("/")[0] for invoice_id in [*written["invoice_id"], *removed_ids]}
+        held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place)))
+                          .select("invoice_id", "json_bytes", "html_bytes"), written])
+        held = held.filter(pl.col("invoice_id").str.extract(r"^([^/]*)/", 1).is_in(sorted(changed)))
+        present, rechecked = documents_in_place(invoices_dir, held, {}, settled_ns)
+        not_as_written = {invoice_id.partition("/")[0] for invoice_id in set(held["invoice_id"]) - present}
+        folders = {**checked_folders, **dict.fromkeys(changed), **rechecked, **dict.fromkeys(not_as_written)}
+    rewritten = stale.select("invoice_id", "digest", "is_final").join(written, on="invoice_id", how="inner")
     return PublishReport(written=2 * len(sizes), unchanged=2 * (stamps.height - stale.height),
                          removed=len(removed_ids), rewritten=rewritten, removed_ids=removed_ids, folders=folders)
 
 
-def documents_in_place(invoices_dir: Path, records: pl.DataFrame,
-                       folders: dict[str, int]) -> tuple[set[str], dict[str, int | None]]:
+def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[str, int],
+                       settled_ns: int | None = None) -> tuple[set[str], dict[str, int | None]]:
     """The documents (invoice_id, json_bytes, html_bytes) whose files are all there with the sizes
     recorded (a null size: the file need only exist), and the modification time of each folder
     whose files were checked one by one, taken before they were (None: no such folder, or one
@@ -131,11 +139,14 @@ def documents_in_place(invoices_dir: Path, records: pl.DataFrame,
     removing or replacing a file in a folder changes its time, so the files are those a run left.
     (A file rewritten in place, by a program that neither replaces nor renames it, is not seen.)
     Other folders' files are checked with one stat each; no file is read. Paths are plain strings:
-    a Path per file cost more than the stat."""
+    a Path per file cost more than the stat.
+
+    A folder's time is taken before its files are checked, so a change after the check changes it.
+    A change within the same tick of the file system's clock would not: a folder modified less than
+    settled_ns (SETTLED_NS, far more than a tick) before it was looked at has no time returned, and
+    the next run checks its files again."""
     base = os.fspath(invoices_dir)
-    # a folder modified just before it was looked at may change again within the same tick of the
-    # file system's clock, unseen: its time is not returned, and the next run checks its files
-    settled_before = time.time_ns() - SETTLED_NS
+    settled_before = time.time_ns() - (SETTLED_NS if settled_ns is None else settled_ns)
     accounts = records["invoice_id"].str.extract(r"^([^/]*)/", 1)
     checked: dict[str, int | None] = {}
     for account in accounts.unique().to_list():
@@ -163,8 +174,9 @@ def _modified(invoices_dir: Path, account: str) -> int | None:
         return None
 
 
-# a folder's time vouches for its files only once it is this old (documents_in_place)
-SETTLED_NS = 2_000_000_000
+# a folder's time vouches for its files only once it is this old (documents_in_place); the clock
+# that stamps files ticks every 1-10 ms
+SETTLED_NS = 100_000_000
 
 # Below this many documents one process renders them all; above it, one process per core (starting
 # the workers costs about a second, a document's HTML about 0.25 ms). The files are written by this
