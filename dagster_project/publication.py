@@ -8,7 +8,9 @@ never blocks a run, never sees half a run, and keeps reading the previous public
 run writes the next one. The files of the previous publication are kept, so a connection opened
 before a swap can still read; older ones are removed.
 
-A table whose rows did not change keeps its file (a fingerprint of its rows decides). The event
+A table whose rows did not change keeps its file (a fingerprint of its rows decides; a table
+whose dbt model was built from the same inputs as at the last publication is not even hashed:
+billing.dbt_node_builds). The event
 log, the one table that grows with events, is partitioned by load batch and account bucket and
 rewritten only where the run metered events (int_events.metered_run), and fct_usage_daily is a
 file per day: a daily run writes its days, not the month so far nor the history; the tables of a
@@ -112,6 +114,7 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
     folder.mkdir()
 
     tables, fingerprints, stamps = {}, {}, {}
+    built_from = _built_from(con)
     copies = {name: f"marts.{name}" for (name,) in con.execute(
         "select table_name from information_schema.tables where table_schema = 'marts' "
         "and table_type = 'BASE TABLE' order by 1").fetchall()} | _OTHER_COPIES
@@ -130,6 +133,9 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
             restamped = sorted(set(stamps[name]) - set(fingerprints[name]))
             if restamped:
                 fingerprints[name] |= _fingerprints(con, sql, part, _days_filter(daily, restamped))
+        elif (model := built_from.get(relation.rsplit(".", 1)[-1])) and kept_files \
+                and previous.get("built_from", {}).get(name) == model:
+            fingerprints[name] = kept_fingerprints  # built from what it was built from when published
         else:
             fingerprints[name] = _fingerprints(con, sql, part)
         if not fingerprints[name]:
@@ -186,6 +192,7 @@ def publish(con: duckdb.DuckDBPyConnection, publication: Publication) -> Publica
                  _descriptions(con, {**copies, "event_pipeline_log": "marts.event_pipeline_log"}))
     manifest = {"generation": generation, "warehouse_id": warehouse_id, "metered_run": metered_run, "tables": tables,
                 "fingerprints": fingerprints, "stamps": stamps, "event_partitions": partitions,
+                "built_from": {name: built_from.get(relation.rsplit(".", 1)[-1]) for name, relation in copies.items()},
                 "previous_folder": recorded.get("folder"), "folder": str(folder)}
     (directory / (MANIFEST + ".new")).write_text(json.dumps(manifest, indent=1))
     os.replace(staging, publication.database)  # the swap readers see
@@ -208,6 +215,16 @@ def _part_expression(table: str) -> str:
 
 def _day_expression(column: str, form: str = "%Y-%m-%d") -> str:
     return f"coalesce(strftime({column}, '{form}'), 'none')"
+
+
+def _built_from(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each dbt model's fingerprint at its last build (defs/dbt/unchanged.py), by relation name:
+    the same fingerprint, the same rows. Left out: those built every time (incremental models and
+    what reads them), whose fingerprint is new at every build. Hashing the billing marts' rows
+    whole grew with every month of history, although they change only when invoices do."""
+    return {unique_id.rsplit(".", 1)[-1]: fingerprint for unique_id, fingerprint in con.execute(
+        "select unique_id, fingerprint from billing.dbt_node_builds where unique_id like 'model.%' "
+        "and fingerprint not like 'changed:%'").fetchall()}
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str, part: str, where: str = "true") -> dict[str, str]:

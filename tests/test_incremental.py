@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from dagster_project import publication as publication_module
 from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.runner import manifest_json
 from dagster_project.demo import ensure_demo_data
@@ -190,6 +191,27 @@ def test_the_tables_of_a_row_per_cycle_are_published_a_month_each_and_rewritten_
         assert written == ["2026-10", "2026-11"] and len(parts) > len(written)
     finally:
         con.close()
+
+
+def test_a_table_whose_model_was_built_from_the_same_inputs_keeps_its_published_files(daily):
+    workdir, _ = daily
+    manifests = [json.loads((workdir / f"published_{number}.json").read_text()) for number in range(1, len(RUNS) + 1)]
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    try:
+        current = publication_module._built_from(con)
+    finally:
+        con.close()
+    last = manifests[-1]
+    assert last["built_from"]["dim_customers"] == current["dim_customers"]
+    assert last["built_from"]["fct_meter_usage"] is None  # incremental: built anew by every run, always hashed
+    # between runs whose models were built from the same inputs, the table kept its fingerprints and files
+    kept = [(name, number) for number in range(1, len(manifests))
+            for name, model in manifests[number]["built_from"].items()
+            if model and manifests[number - 1]["built_from"].get(name) == model]
+    assert ("dim_customers", len(RUNS) - 1) in kept
+    for name, number in kept:
+        assert manifests[number]["fingerprints"][name] == manifests[number - 1]["fingerprints"][name], name
+        assert manifests[number]["tables"][name] == manifests[number - 1]["tables"][name], name
 
 
 def test_the_publication_keeps_on_disk_only_the_files_of_the_last_two_publications(daily):
