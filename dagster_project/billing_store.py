@@ -265,7 +265,7 @@ def published_folders(con: duckdb.DuckDBPyConnection, directory: str) -> dict[st
 
 def record_published_folders(con: duckdb.DuckDBPyConnection, directory: str, folders: dict[str, int | None]) -> None:
     """The modification time of each account folder whose files this run checked or wrote (None:
-    the folder is gone)."""
+    none to vouch for it: the folder is gone, or was modified too recently)."""
     con.execute("begin transaction")
     con.execute("delete from billing.published_folders where directory = ? "
                 "and account_id in (select unnest(?::varchar[]))", [directory, sorted(folders)])
