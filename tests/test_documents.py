@@ -144,6 +144,7 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
     from dagster_project.invoicing.publishing import publish
 
     directory = tmp_path / "invoices"
+    recent = 60 * 10**9  # "modified less than a minute ago"
     documents = {f"{account}/2026-{month:02d}-01_cycle": render_json(document_of())
                  for account in ("a", "b") for month in (9, 10)}
     published: dict[str, tuple] = {}
@@ -173,16 +174,17 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
 
     # the folders a run wrote to are checked again once written, and their times vouch for them...
     assert run({}, settled_ns=0).folders == {"a": mtime("a"), "b": mtime("b")}
-    # ...unless they are too recent for that (by default, modified less than 0.1 s before)
+    # ...unless they are too recent for that (modified less than settled_ns before; 0.1 s by
+    # default, a minute here, so that a slow machine cannot make a folder look settled)
     (directory / "a" / "2026-09-01_cycle.json").unlink()
-    repaired = run({})
+    repaired = run({}, settled_ns=recent)
     assert (repaired.written, repaired.folders["a"]) == (2, None)
     times = {"a": age("a"), "b": age("b")}
     checked = run({})
     assert (checked.written, checked.unchanged, checked.folders) == (0, 8, times)
     # a folder only just modified does not vouch for its files: they are checked again next time
     (directory / "b" / "notes.txt").write_text("kept by hand")
-    assert run(times).folders == {"b": None}
+    assert run(times, settled_ns=recent).folders == {"b": None}
     times["b"] = age("b")
     # vouched for, a folder's files are not looked at: one cut short in place goes unseen...
     with open(directory / "a" / "2026-09-01_cycle.html", "r+") as html:
@@ -192,7 +194,7 @@ def test_a_folder_unchanged_since_a_run_checked_its_files_is_not_checked_file_by
     assert (unseen.written, unseen.unchanged, unseen.folders) == (0, 8, {})
     # ...and one removed or replaced changes the folder: its files are checked and the one gone written
     (directory / "a" / "2026-09-01_cycle.json").unlink()
-    repaired = run(times)
+    repaired = run(times, settled_ns=recent)
     assert (repaired.written, repaired.unchanged) == (2, 6)
     assert repaired.folders == {"a": None}
     assert (directory / "a" / "2026-09-01_cycle.json").read_text() == documents["a/2026-09-01_cycle"]
