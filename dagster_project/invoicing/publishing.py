@@ -56,6 +56,16 @@ def _check_id(invoices_dir: Path, invoice_id: str) -> None:
         raise UnsafePath(f"invoice id {invoice_id!r} would be written outside {invoices_dir}")
 
 
+def _account_of(invoice_id: str) -> str:
+    """The account folder a document's files are in: its id is `<account>/<name>`."""
+    return invoice_id.partition("/")[0]
+
+
+def _accounts_of(invoice_ids: pl.Series) -> pl.Series:
+    """_account_of over a column of ids."""
+    return invoice_ids.str.extract(r"^([^/]*)/", 1)
+
+
 def check_paths(invoices_dir: Path, invoice_ids) -> None:
     """Every document can be written, inside the invoices directory: checked before a run commits."""
     for invoice_id in invoice_ids:
@@ -116,12 +126,12 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
     if covers_every_invoice:
         # what the folders written to hold now, checked file by file after the writes (a file removed
         # meanwhile by someone else is seen), so that their time vouches for them next time
-        changed = {invoice_id.partition("/")[0] for invoice_id in [*written["invoice_id"], *removed_ids]}
+        changed = {_account_of(invoice_id) for invoice_id in [*written["invoice_id"], *removed_ids]}
         held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place)))
                           .select("invoice_id", "json_bytes", "html_bytes"), written])
-        held = held.filter(pl.col("invoice_id").str.extract(r"^([^/]*)/", 1).is_in(sorted(changed)))
+        held = held.filter(_accounts_of(held["invoice_id"]).is_in(sorted(changed)))
         present, rechecked = documents_in_place(invoices_dir, held, {}, settled_ns)
-        not_as_written = {invoice_id.partition("/")[0] for invoice_id in set(held["invoice_id"]) - present}
+        not_as_written = {_account_of(invoice_id) for invoice_id in set(held["invoice_id"]) - present}
         folders = {**checked_folders, **dict.fromkeys(changed), **rechecked, **dict.fromkeys(not_as_written)}
     rewritten = stale.select("invoice_id", "digest", "is_final").join(written, on="invoice_id", how="inner")
     return PublishReport(written=2 * len(sizes), unchanged=2 * (stamps.height - stale.height),
@@ -147,10 +157,10 @@ def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[
     the next run checks its files again."""
     base = os.fspath(invoices_dir)
     settled_before = time.time_ns() - (SETTLED_NS if settled_ns is None else settled_ns)
-    accounts = records["invoice_id"].str.extract(r"^([^/]*)/", 1)
+    accounts = _accounts_of(records["invoice_id"])
     checked: dict[str, int | None] = {}
     for account in accounts.unique().to_list():
-        mtime = _modified(invoices_dir, account)
+        mtime = _modified(f"{base}/{account}")
         if mtime is None or folders.get(account) != mtime:
             checked[account] = mtime if mtime is not None and mtime < settled_before else None
     vouched = ~accounts.is_in(list(checked))
@@ -167,9 +177,9 @@ def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[
     return present, checked
 
 
-def _modified(invoices_dir: Path, account: str) -> int | None:
+def _modified(path: str) -> int | None:
     try:
-        return os.stat(f"{os.fspath(invoices_dir)}/{account}").st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except FileNotFoundError:
         return None
 
@@ -221,7 +231,7 @@ def _write_documents(invoices_dir: Path, documents: list[tuple[str, bytes, bytes
     folders = set()
     for invoice_id, json_bytes, html_bytes in documents:
         _check_id(invoices_dir, invoice_id)
-        account = invoice_id.partition("/")[0]
+        account = _account_of(invoice_id)
         if account not in folders:
             os.makedirs(f"{base}/{account}", exist_ok=True)
             folders.add(account)

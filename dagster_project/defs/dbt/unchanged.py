@@ -4,17 +4,18 @@ A daily run rebuilt every table of the billing marts and every reference-data vi
 about 4 s at 100k accounts, although invoices change when a cycle closes and reference data when
 its files do. A node's fingerprint is its code (SQL, config, descriptions; every macro of the
 project; dbt's version), the values of the vars its code reads, and the fingerprints of what it
-reads: the nodes upstream, and each source's rows (their count and a sum of their hashes, less the
-columns no model reads, such as billing.invoices' commit flag), whatever their number. A model or test whose fingerprint
-is the one recorded when it was last built, and whose relation is there, is left out of the build.
+reads: the nodes upstream, and each source's rows (their count and a sum of their hashes, less
+the columns no model reads, such as billing.invoices' commit flag), whatever their number. A
+model or test whose fingerprint is the one recorded when it was last built, and whose relation
+is there, is left out of the build.
 
 Some nodes are built every time, and so is everything that reads them: incremental models (they
 build on their own previous rows), seeds and snapshots; code that reads the clock, the
 environment or the warehouse while compiling (`current_date`, `env_var`, `run_query`); tests with
 a `where` (it may read any table); and the sources marked `meta: {fingerprinted: false}`
 (raw.events, which every run that loads events changes and which only incremental models read:
-hashing its rows would cost seconds for nothing). A node upstream that this build
-does not cover counts with its recorded fingerprint, or as changed when it has none.
+hashing its rows would cost seconds for nothing). A node upstream that this build does not
+cover counts with its recorded fingerprint, or as changed when it has none.
 
 A view holds no rows, only its query: it is created again when its code changes, not when what
 it reads does (DuckDB binds a view's query when it is read). Its fingerprint still
