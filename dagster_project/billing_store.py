@@ -257,19 +257,26 @@ def record_published(con: duckdb.DuckDBPyConnection, directory: str, written: pl
     con.execute("commit")
 
 
-def published_folders(con: duckdb.DuckDBPyConnection, directory: str) -> dict[str, int]:
-    """Each account folder of `directory` whose files a run last knew: its modification time then."""
-    return dict(con.execute("select account_id, mtime_ns from billing.published_folders where directory = ?",
+# the folder times of each kind of file: the JSON and HTML a run publishes, the PDFs `tally pdfs` renders
+FOLDER_TABLES = {"documents": "billing.published_folders", "pdfs": "billing.rendered_pdf_folders"}
+
+
+def published_folders(con: duckdb.DuckDBPyConnection, directory: str, files: str = "documents") -> dict[str, int]:
+    """Each account folder of `directory` whose files (FOLDER_TABLES) a pass last knew: its
+    modification time then."""
+    return dict(con.execute(f"select account_id, mtime_ns from {FOLDER_TABLES[files]} where directory = ?",
                             [directory]).fetchall())
 
 
-def record_published_folders(con: duckdb.DuckDBPyConnection, directory: str, folders: dict[str, int | None]) -> None:
-    """The modification time of each account folder whose files this run checked or wrote (None:
+def record_published_folders(con: duckdb.DuckDBPyConnection, directory: str, folders: dict[str, int | None],
+                             files: str = "documents") -> None:
+    """The modification time of each account folder whose files this pass checked or wrote (None:
     none to vouch for it: the folder is gone, or was modified too recently)."""
+    table = FOLDER_TABLES[files]
     con.execute("begin transaction")
-    con.execute("delete from billing.published_folders where directory = ? "
+    con.execute(f"delete from {table} where directory = ? "
                 "and account_id in (select unnest(?::varchar[]))", [directory, sorted(folders)])
-    insert_rows(con, "billing.published_folders", pl.DataFrame(
+    insert_rows(con, table, pl.DataFrame(
         [(directory, account, mtime) for account, mtime in sorted(folders.items()) if mtime is not None],
         schema={"directory": pl.String, "account_id": pl.String, "mtime_ns": pl.Int64}, orient="row"))
     con.execute("commit")

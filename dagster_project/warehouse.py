@@ -141,6 +141,12 @@ create table if not exists billing.published_folders (   -- each account folder 
     mtime_ns bigint not null            -- its modification time when a run last knew every file in it
 );
 
+create table if not exists billing.rendered_pdf_folders (   -- published_folders, for the PDFs
+    directory varchar not null,
+    account_id varchar not null,
+    mtime_ns bigint not null            -- its modification time when a pass last knew every PDF in it
+);
+
 create table if not exists billing.rendered_pdfs (   -- the PDF of each document in each invoices directory
     directory varchar not null,
     invoice_id varchar not null,

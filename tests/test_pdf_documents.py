@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -160,5 +161,55 @@ def test_a_final_is_rendered_once_a_draft_when_it_changes_and_its_pdf_goes_with_
         assert run() == ([other_id], 19, [])
         assert "DRAFT" not in text_of((directory / f"{other_id}.pdf").read_bytes())
         assert run() == ([], 20, [])
+    finally:
+        con.close()
+
+
+def test_a_folder_unchanged_since_a_pass_over_every_pdf_is_not_checked_file_by_file(demo, tmp_path):
+    workdir, _ = demo
+    shutil.copytree(workdir / "invoices", tmp_path / "invoices")
+    shutil.copyfile(workdir / "warehouse" / "tally.duckdb", tmp_path / "tally.duckdb")
+    directory = tmp_path / "invoices"
+    con = duckdb.connect(str(tmp_path / "tally.duckdb"))
+    con.execute("update billing.rendered_pdfs set directory = ?", [str(directory)])
+    folders = sorted(path.name for path in directory.iterdir() if path.is_dir())
+    damaged, removed = directory / "acct_initech_api" / "2026-10-01_cycle.pdf", "acct_hooli_pay/2026-10-01_cycle"
+
+    def run(every=True, settled_ns=0):
+        stamps = store.pdf_stamps(con, str(directory), rendering_fingerprint("en_US"))
+        report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids), store.invoice_ids(con),
+                              store.rendered_pdf_ids(con, str(directory)), "en_US",
+                              recorded_folders=store.published_folders(con, str(directory), "pdfs"),
+                              covers_every_document=every, settled_ns=settled_ns)
+        store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)
+        store.record_published_folders(con, str(directory), report.folders, "pdfs")
+        return sorted(report.rendered["invoice_id"]), report.folders
+
+    def mtime(account):
+        return (directory / account).stat().st_mtime_ns
+
+    try:
+        rendered, recorded = run()
+        assert rendered == [] and recorded == {account: mtime(account) for account in folders}
+        assert store.published_folders(con, str(directory), "pdfs") == recorded
+        assert store.published_folders(con, str(directory)) == {}  # the JSON and HTML's are publishing's
+        # a PDF damaged in place, its folder's time put back: the folder is taken at its word
+        before = mtime("acct_initech_api")
+        damaged.write_bytes(b"%PDF-1.7 damaged")
+        os.utime(directory / "acct_initech_api", ns=(before, before))
+        # a PDF removed: its folder's time changed, its PDFs are checked and the missing one rendered
+        (directory / f"{removed}.pdf").unlink()
+        rendered, recorded = run()
+        assert rendered == [removed] and damaged.read_bytes() == b"%PDF-1.7 damaged"
+        assert recorded == {"acct_hooli_pay": mtime("acct_hooli_pay")}  # checked again once written
+        # the damaged file is seen once its folder is not vouched for
+        con.execute("delete from billing.rendered_pdf_folders where account_id = 'acct_initech_api'")
+        assert run()[0] == ["acct_initech_api/2026-10-01_cycle"]
+        # a pass over some documents only records nothing; a folder modified a moment ago is not vouched for
+        (directory / f"{removed}.pdf").unlink()
+        assert run(every=False) == ([removed], {})
+        (directory / f"{removed}.pdf").unlink()
+        assert run(settled_ns=60 * 10**9) == ([removed], {"acct_hooli_pay": None})
+        assert "acct_hooli_pay" not in store.published_folders(con, str(directory), "pdfs")
     finally:
         con.close()

@@ -10,7 +10,10 @@ WeasyPrint would need three and a half hours. Many documents are rendered by one
 What was rendered is recorded (billing.rendered_pdfs: the digest of what each PDF was rendered
 from, and its size) rather than compared with the files: a run over 100k unchanged PDFs renders
 nothing and reads no file, where comparing would mean rendering them all again. A document is
-rendered when its digest changed or its file is missing or of another size. A final's digest is
+rendered when its digest changed or its file is missing or of another size; as for the JSON and
+HTML, an account folder still at the modification time a pass over every PDF recorded
+(billing.rendered_pdf_folders) holds its PDFs, so a pass stats a folder per account, not a file
+per document of every month. A final's digest is
 that of its JSON, which never changes, so each final PDF is rendered once (and once rendered as
 final its document is not even read again); a later locale or template applies to what is
 rendered later, as a final's stored HTML keeps its own. A draft's digest also covers the locale
@@ -20,7 +23,6 @@ PDF of a draft that went away is removed.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +32,17 @@ import polars as pl
 import typst
 
 from dagster_project.invoicing.presentation import present
-from dagster_project.invoicing.publishing import document_path, write_atomically
+from dagster_project.invoicing.publishing import (
+    document_path,
+    documents_in_place,
+    folders_as_written,
+    write_atomically,
+)
 from dagster_project.parallel import map_in_processes, worker_count
 
 TEMPLATE = Path(__file__).parent / "templates" / "invoice.typ"
 SUFFIX = ".pdf"
+PDF_FILES = {SUFFIX: "pdf_bytes"}
 # Below this many documents one process renders them all; above it, one process per core (starting
 # the workers costs about a second, a document about 7 ms).
 PARALLEL_FROM = 200
@@ -66,22 +74,31 @@ class PdfReport:
     rendered: pl.DataFrame   # invoice_id, digest, pdf_bytes of the PDFs written
     unchanged: int
     removed_ids: list[str]   # documents whose PDF was removed
+    folders: dict[str, int | None]  # account folder: its modification time, for the PDFs it now holds
 
 
 def publish_pdfs(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]], Iterable[tuple[str, str]]],
                  existing_ids: set[str], recorded_ids: set[str], locale: str,
-                 on_document: Callable[[int], None] | None = None) -> PdfReport:
+                 recorded_folders: dict[str, int] | None = None, covers_every_document: bool = False,
+                 settled_ns: int | None = None, on_document: Callable[[int], None] | None = None) -> PdfReport:
     """Render the PDFs whose document changed or whose file is damaged; remove those of invoices
     that are gone.
 
-    stamps: one row per document of the billing months (invoice_id, digest, rendered_digest and
-    pdf_bytes: what was last rendered to this directory, null when nothing was); texts(ids)
-    yields (invoice_id, document JSON) of the documents to render; existing_ids: every invoice id
-    in the warehouse; recorded_ids: every document with a PDF recorded in this directory.
+    stamps: one row per document to have a PDF (invoice_id, digest, rendered_digest and pdf_bytes:
+    what was last rendered to this directory, null when nothing was); texts(ids) yields
+    (invoice_id, document JSON) of the documents to render; existing_ids: every invoice id in the
+    warehouse; recorded_ids: every document with a PDF recorded in this directory.
+    recorded_folders: each account folder's modification time when a pass last knew its PDFs
+    (billing.rendered_pdf_folders): its PDFs are not checked one by one (publishing.py's
+    documents_in_place, as for the JSON and HTML). Folder times are returned to be recorded only
+    when covers_every_document: PDFs rendered for some documents only (e-mail attachments) say
+    nothing of the rest of their folder.
     """
     invoices_dir.mkdir(parents=True, exist_ok=True)
-    stale = stamps.filter(pl.Series([not _in_place(invoices_dir, row) for row in stamps.iter_rows(named=True)],
-                                    dtype=pl.Boolean))
+    in_place, checked_folders = documents_in_place(
+        invoices_dir, stamps.filter(pl.col("rendered_digest") == pl.col("digest")), recorded_folders or {},
+        settled_ns, PDF_FILES)
+    stale = stamps.filter(~pl.col("invoice_id").is_in(sorted(in_place)))
     if on_document is not None:
         on_document(stamps.height - stale.height)
     digests = dict(stale.select("invoice_id", "digest").iter_rows())
@@ -96,17 +113,14 @@ def publish_pdfs(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list
         (invoices_dir / f"{invoice_id}{SUFFIX}").unlink(missing_ok=True)
     written = pl.DataFrame(rendered, schema={"invoice_id": pl.String, "digest": pl.String, "pdf_bytes": pl.Int64},
                            orient="row")
+    folders = {}
+    if covers_every_document:
+        held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place))).select("invoice_id", "pdf_bytes"),
+                          written.select("invoice_id", "pdf_bytes")])
+        folders = folders_as_written(invoices_dir, held, [*written["invoice_id"], *removed_ids], checked_folders,
+                                     settled_ns, PDF_FILES)
     return PdfReport(documents=stamps.height, rendered=written, unchanged=stamps.height - stale.height,
-                     removed_ids=removed_ids)
-
-
-def _in_place(invoices_dir: Path, stamp: dict) -> bool:
-    if stamp["rendered_digest"] != stamp["digest"]:
-        return False
-    try:
-        return os.stat(invoices_dir / f"{stamp['invoice_id']}{SUFFIX}").st_size == stamp["pdf_bytes"]
-    except FileNotFoundError:
-        return False
+                     removed_ids=removed_ids, folders=folders)
 
 
 Job = tuple[str, str, str]  # invoice_id, digest, document JSON

@@ -25,6 +25,8 @@ from dagster_project.invoicing.documents import render_html, template_environmen
 from dagster_project.parallel import map_in_processes, worker_count
 
 SUFFIXES = (".json", ".html")
+FileSizes = dict[str, str]  # the suffix of each file of a document: the column of its recorded size
+DOCUMENT_FILES: FileSizes = {".json": "json_bytes", ".html": "html_bytes"}
 
 
 @dataclass(frozen=True)
@@ -124,26 +126,23 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
                            orient="row")
     folders = {}
     if covers_every_invoice:
-        # what the folders written to hold now, checked file by file after the writes (a file removed
-        # meanwhile by someone else is seen), so that their time vouches for them next time
-        changed = {_account_of(invoice_id) for invoice_id in [*written["invoice_id"], *removed_ids]}
         held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place)))
                           .select("invoice_id", "json_bytes", "html_bytes"), written])
-        held = held.filter(_accounts_of(held["invoice_id"]).is_in(sorted(changed)))
-        present, rechecked = documents_in_place(invoices_dir, held, {}, settled_ns)
-        not_as_written = {_account_of(invoice_id) for invoice_id in set(held["invoice_id"]) - present}
-        folders = {**checked_folders, **dict.fromkeys(changed), **rechecked, **dict.fromkeys(not_as_written)}
+        folders = folders_as_written(invoices_dir, held, [*written["invoice_id"], *removed_ids], checked_folders,
+                                     settled_ns)
     rewritten = stale.select("invoice_id", "digest", "is_final").join(written, on="invoice_id", how="inner")
     return PublishReport(written=2 * len(sizes), unchanged=2 * (stamps.height - stale.height),
                          removed=len(removed_ids), rewritten=rewritten, removed_ids=removed_ids, folders=folders)
 
 
 def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[str, int],
-                       settled_ns: int | None = None) -> tuple[set[str], dict[str, int | None]]:
-    """The documents (invoice_id, json_bytes, html_bytes) whose files are all there with the sizes
-    recorded (a null size: the file need only exist), and the modification time of each folder
-    whose files were checked one by one, taken before they were (None: no such folder, or one
-    modified too recently to vouch for what it holds).
+                       settled_ns: int | None = None, files: FileSizes = DOCUMENT_FILES
+                       ) -> tuple[set[str], dict[str, int | None]]:
+    """The documents (invoice_id and a size column for each of `files`: json_bytes and html_bytes,
+    or the PDFs' pdf_bytes) whose files are all there with the sizes recorded (a null size: the
+    file need only exist), and the modification time of each folder whose files were checked one
+    by one, taken before they were (None: no such folder, or one modified too recently to vouch
+    for what it holds).
 
     A document whose account folder has the modification time in `folders` is there: creating,
     removing or replacing a file in a folder changes its time, so the files are those a run left.
@@ -165,16 +164,28 @@ def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[
             checked[account] = mtime if mtime is not None and mtime < settled_before else None
     vouched = ~accounts.is_in(list(checked))
     present = set(records.filter(vouched)["invoice_id"].to_list())
-    for invoice_id, json_bytes, html_bytes in records.filter(~vouched).select(
-            "invoice_id", "json_bytes", "html_bytes").iter_rows():
+    for invoice_id, *sizes in records.filter(~vouched).select("invoice_id", *files.values()).iter_rows():
         try:
-            json_size = os.stat(f"{base}/{invoice_id}.json").st_size
-            html_size = os.stat(f"{base}/{invoice_id}.html").st_size
-            if json_bytes in (None, json_size) and html_bytes in (None, html_size):
+            if all(size in (None, os.stat(f"{base}/{invoice_id}{suffix}").st_size)
+                   for suffix, size in zip(files, sizes, strict=True)):
                 present.add(invoice_id)
         except FileNotFoundError:
             pass
     return present, checked
+
+
+def folders_as_written(invoices_dir: Path, held: pl.DataFrame, written_or_removed: Iterable[str],
+                       checked_folders: dict[str, int | None], settled_ns: int | None = None,
+                       files: FileSizes = DOCUMENT_FILES) -> dict[str, int | None]:
+    """The folder times to record after a pass over every document: those documents_in_place
+    returned, and for each folder this pass wrote to or removed from, its time once its files
+    (held: what it should now hold, as documents_in_place takes them) are checked again, so that
+    the next pass vouches for it too; a file someone removed meanwhile is seen."""
+    changed = {_account_of(invoice_id) for invoice_id in written_or_removed}
+    held = held.filter(_accounts_of(held["invoice_id"]).is_in(sorted(changed)))
+    present, rechecked = documents_in_place(invoices_dir, held, {}, settled_ns, files)
+    not_as_written = {_account_of(invoice_id) for invoice_id in set(held["invoice_id"]) - present}
+    return {**checked_folders, **dict.fromkeys(changed), **rechecked, **dict.fromkeys(not_as_written)}
 
 
 def _modified(path: str) -> int | None:

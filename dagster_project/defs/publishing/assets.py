@@ -83,8 +83,10 @@ def render_pdfs(context: dg.AssetExecutionContext, con, directory: Path, locale:
         # only a pass over every document removes the PDFs of documents that are gone
         recorded = store.rendered_pdf_ids(con, str(directory)) if invoice_ids is None else set()
         report = publish_pdfs(directory, stamps, lambda ids: store.document_jsons(con, ids), store.invoice_ids(con),
-                              recorded, locale, on_document=stage.advance)
+                              recorded, locale, recorded_folders=store.published_folders(con, str(directory), "pdfs"),
+                              covers_every_document=invoice_ids is None, on_document=stage.advance)
         store.record_rendered_pdfs(con, str(directory), report.rendered, report.removed_ids)
+        store.record_published_folders(con, str(directory), report.folders, "pdfs")
         stage.done(f"{stamps.height:,} PDFs in {directory} ({report.rendered.height:,} rendered, "
                    f"{report.unchanged:,} unchanged, {len(report.removed_ids):,} removed)")
     return report
