@@ -213,3 +213,21 @@ def test_a_folder_unchanged_since_a_pass_over_every_pdf_is_not_checked_file_by_f
         assert "acct_hooli_pay" not in store.published_folders(con, str(directory), "pdfs")
     finally:
         con.close()
+
+
+def test_tally_pdfs_on_a_warehouse_billed_before_pdf_folders_were_recorded(demo, tmp_path):
+    workdir, _ = demo
+    shutil.copytree(workdir / "invoices", tmp_path / "invoices")
+    shutil.copyfile(workdir / "warehouse" / "tally.duckdb", tmp_path / "tally.duckdb")
+    with duckdb.connect(str(tmp_path / "tally.duckdb")) as con:
+        con.execute("update billing.rendered_pdfs set directory = ?", [str(tmp_path / "invoices")])
+        con.execute("drop table billing.rendered_pdf_folders")
+    arguments = ("pdfs", "--config", str(workdir / "pricing_config"), "--warehouse", str(tmp_path / "tally.duckdb"),
+                 "--invoices", str(tmp_path / "invoices"))
+    proc = run_tally(*arguments, home=tmp_path / ".dagster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "21 PDFs in" in proc.stdout and "(0 rendered, 21 unchanged, 0 removed)" in proc.stdout
+    with duckdb.connect(str(tmp_path / "tally.duckdb"), read_only=True) as con:
+        folders = dict(con.execute("select account_id, mtime_ns from billing.rendered_pdf_folders").fetchall())
+    accounts = [path for path in (tmp_path / "invoices").iterdir() if path.is_dir()]
+    assert folders == {path.name: path.stat().st_mtime_ns for path in accounts}  # copied: settled long ago

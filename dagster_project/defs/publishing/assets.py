@@ -10,6 +10,7 @@ import dagster as dg
 
 from dagster_project import billing_store as store
 from dagster_project import run_inputs
+from dagster_project import warehouse as warehouse_tables
 from dagster_project.defs.partitions import INPUTS_TAG, billing_months, month_range
 from dagster_project.defs.progress import progress
 from dagster_project.defs.resources import InvoicesDirectoryResource, PricingCatalogResource, WarehouseResource
@@ -68,6 +69,7 @@ def invoice_pdfs(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                  invoices_dir: InvoicesDirectoryResource, catalog: PricingCatalogResource) -> dg.MaterializeResult:
     directory = invoices_dir.directory
     with warehouse.connect() as con:
+        warehouse_tables.ensure_tables(con)  # a warehouse billed by an earlier version lacks the newer ones
         report = render_pdfs(context, con, directory, catalog.load().billing.locale)
     return dg.MaterializeResult(metadata={"pdfs": report.documents, "rendered": report.rendered.height,
                                           "unchanged": report.unchanged, "removed": len(report.removed_ids),
