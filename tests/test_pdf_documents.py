@@ -118,13 +118,20 @@ def test_a_draft_carries_a_draft_mark(demo):
     assert "ACME-" not in text
 
 
-def test_a_final_is_rendered_once_a_draft_when_it_changes_and_its_pdf_goes_with_it(demo, tmp_path):
+def copy_of_demo(demo, tmp_path):
+    """The demo's invoices and warehouse copied into tmp_path, its PDFs recorded as the copy's: the
+    directory and a connection to the warehouse."""
     workdir, _ = demo
     shutil.copytree(workdir / "invoices", tmp_path / "invoices")
     shutil.copyfile(workdir / "warehouse" / "tally.duckdb", tmp_path / "tally.duckdb")
     directory = tmp_path / "invoices"
     con = duckdb.connect(str(tmp_path / "tally.duckdb"))
     con.execute("update billing.rendered_pdfs set directory = ?", [str(directory)])
+    return directory, con
+
+
+def test_a_final_is_rendered_once_a_draft_when_it_changes_and_its_pdf_goes_with_it(demo, tmp_path):
+    directory, con = copy_of_demo(demo, tmp_path)
     draft_id, other_id = "acct_globex_shop/2026-10-01_cycle", "acct_initech_api/2026-10-01_cycle"
     as_draft = "document_json = replace(document_json, '\"status\": \"final\"', '\"status\": \"draft\"')"
     pdf = directory / f"{draft_id}.pdf"
@@ -166,12 +173,7 @@ def test_a_final_is_rendered_once_a_draft_when_it_changes_and_its_pdf_goes_with_
 
 
 def test_a_folder_unchanged_since_a_pass_over_every_pdf_is_not_checked_file_by_file(demo, tmp_path):
-    workdir, _ = demo
-    shutil.copytree(workdir / "invoices", tmp_path / "invoices")
-    shutil.copyfile(workdir / "warehouse" / "tally.duckdb", tmp_path / "tally.duckdb")
-    directory = tmp_path / "invoices"
-    con = duckdb.connect(str(tmp_path / "tally.duckdb"))
-    con.execute("update billing.rendered_pdfs set directory = ?", [str(directory)])
+    directory, con = copy_of_demo(demo, tmp_path)
     folders = sorted(path.name for path in directory.iterdir() if path.is_dir())
     damaged, removed = directory / "acct_initech_api" / "2026-10-01_cycle.pdf", "acct_hooli_pay/2026-10-01_cycle"
 
@@ -217,10 +219,8 @@ def test_a_folder_unchanged_since_a_pass_over_every_pdf_is_not_checked_file_by_f
 
 def test_tally_pdfs_on_a_warehouse_billed_before_pdf_folders_were_recorded(demo, tmp_path):
     workdir, _ = demo
-    shutil.copytree(workdir / "invoices", tmp_path / "invoices")
-    shutil.copyfile(workdir / "warehouse" / "tally.duckdb", tmp_path / "tally.duckdb")
-    with duckdb.connect(str(tmp_path / "tally.duckdb")) as con:
-        con.execute("update billing.rendered_pdfs set directory = ?", [str(tmp_path / "invoices")])
+    _, con = copy_of_demo(demo, tmp_path)
+    with con:
         con.execute("drop table billing.rendered_pdf_folders")
     arguments = ("pdfs", "--config", str(workdir / "pricing_config"), "--warehouse", str(tmp_path / "tally.duckdb"),
                  "--invoices", str(tmp_path / "invoices"))
