@@ -13,12 +13,11 @@ nothing and reads no file, where comparing would mean rendering them all again. 
 rendered when its digest changed or its file is missing or of another size; as for the JSON and
 HTML, an account folder still at the modification time a pass over every PDF recorded
 (billing.rendered_pdf_folders) holds its PDFs, so a pass stats a folder per account, not a file
-per document of every month. A final's digest is
-that of its JSON, which never changes, so each final PDF is rendered once (and once rendered as
-final its document is not even read again); a later locale or template applies to what is
-rendered later, as a final's stored HTML keeps its own. A draft's digest also covers the locale
-and the template, so a draft is rendered again whenever it or the way it is shown changed; the
-PDF of a draft that went away is removed.
+per document of every month. A final's digest is that of its JSON, which never changes, so each
+final PDF is rendered once (and once rendered as final its document is not even read again); a
+later locale or template applies to what is rendered later, as a final's stored HTML keeps its
+own. A draft's digest also covers the locale and the template, so a draft is rendered again
+whenever it or the way it is shown changed; the PDF of a draft that went away is removed.
 """
 from __future__ import annotations
 
@@ -115,10 +114,8 @@ def publish_pdfs(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list
                            orient="row")
     folders = {}
     if covers_every_document:
-        held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place))).select("invoice_id", "pdf_bytes"),
-                          written.select("invoice_id", "pdf_bytes")])
-        folders = folders_as_written(invoices_dir, held, [*written["invoice_id"], *removed_ids], checked_folders,
-                                     settled_ns, PDF_FILES)
+        folders = folders_as_written(invoices_dir, stamps.filter(pl.col("invoice_id").is_in(sorted(in_place))),
+                                     written, removed_ids, checked_folders, settled_ns, PDF_FILES)
     return PdfReport(documents=stamps.height, rendered=written, unchanged=stamps.height - stale.height,
                      removed_ids=removed_ids, folders=folders)
 

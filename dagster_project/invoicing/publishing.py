@@ -24,9 +24,9 @@ import polars as pl
 from dagster_project.invoicing.documents import render_html, template_environment
 from dagster_project.parallel import map_in_processes, worker_count
 
-SUFFIXES = (".json", ".html")
 FileSizes = dict[str, str]  # the suffix of each file of a document: the column of its recorded size
 DOCUMENT_FILES: FileSizes = {".json": "json_bytes", ".html": "html_bytes"}
+SUFFIXES = tuple(DOCUMENT_FILES)
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,8 @@ def publish(invoices_dir: Path, stamps: pl.DataFrame, texts: Callable[[list[str]
                            orient="row")
     folders = {}
     if covers_every_invoice:
-        held = pl.concat([stamps.filter(pl.col("invoice_id").is_in(sorted(in_place)))
-                          .select("invoice_id", "json_bytes", "html_bytes"), written])
-        folders = folders_as_written(invoices_dir, held, [*written["invoice_id"], *removed_ids], checked_folders,
-                                     settled_ns)
+        folders = folders_as_written(invoices_dir, stamps.filter(pl.col("invoice_id").is_in(sorted(in_place))),
+                                     written, removed_ids, checked_folders, settled_ns)
     rewritten = stale.select("invoice_id", "digest", "is_final").join(written, on="invoice_id", how="inner")
     return PublishReport(written=2 * len(sizes), unchanged=2 * (stamps.height - stale.height),
                          removed=len(removed_ids), rewritten=rewritten, removed_ids=removed_ids, folders=folders)
@@ -174,14 +172,17 @@ def documents_in_place(invoices_dir: Path, records: pl.DataFrame, folders: dict[
     return present, checked
 
 
-def folders_as_written(invoices_dir: Path, held: pl.DataFrame, written_or_removed: Iterable[str],
+def folders_as_written(invoices_dir: Path, in_place: pl.DataFrame, written: pl.DataFrame, removed_ids: list[str],
                        checked_folders: dict[str, int | None], settled_ns: int | None = None,
                        files: FileSizes = DOCUMENT_FILES) -> dict[str, int | None]:
     """The folder times to record after a pass over every document: those documents_in_place
-    returned, and for each folder this pass wrote to or removed from, its time once its files
-    (held: what it should now hold, as documents_in_place takes them) are checked again, so that
-    the next pass vouches for it too; a file someone removed meanwhile is seen."""
-    changed = {_account_of(invoice_id) for invoice_id in written_or_removed}
+    returned (checked_folders), and for each folder this pass wrote to or removed from, its time
+    once its files are checked again, so that the next pass vouches for it too; a file someone
+    removed meanwhile is seen. in_place and written: the documents found in place and those
+    written (invoice_id and the size column of each of `files`), which the folders now hold."""
+    columns = ["invoice_id", *files.values()]
+    changed = {_account_of(invoice_id) for invoice_id in [*written["invoice_id"], *removed_ids]}
+    held = pl.concat([in_place.select(columns), written.select(columns)])
     held = held.filter(_accounts_of(held["invoice_id"]).is_in(sorted(changed)))
     present, rechecked = documents_in_place(invoices_dir, held, {}, settled_ns, files)
     not_as_written = {_account_of(invoice_id) for invoice_id in set(held["invoice_id"]) - present}
