@@ -349,7 +349,7 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
         os.environ[variable] = str(paths[flag])
     print(f"tally run as of {as_of}: config {paths['config']}, data {paths['data']}", flush=True)
 
-    from dagster_project.definitions import PIPELINE_JOB, defs
+    definitions = _definitions()
     from dagster_project.defs.partitions import (
         BACKFILL_TAG,
         INPUTS_TAG,
@@ -360,7 +360,7 @@ def _execute(paths: dict[str, Path], as_of: date, catalog, months: list[str] | N
     )
     from dagster_project.defs.progress import PROGRESS_VARIABLE, is_verbose
 
-    job = defs.resolve_job_def(PIPELINE_JOB)
+    job = definitions.defs.resolve_job_def(definitions.PIPELINE_JOB)
     config = run_config(as_of, full_refresh)
     if not is_verbose():
         # each step prints its own line; failures are summarized below
@@ -387,6 +387,15 @@ def _outcome(held_back: bool, undelivered: bool) -> int:
     if held_back:
         return EXIT_PARTIAL
     return EXIT_UNDELIVERED if undelivered else EXIT_OK
+
+
+def _definitions():
+    """definitions.py, imported (once per process) as objects kept to the end of it."""
+    from dagster_project.long_lived import long_lived_objects
+
+    with long_lived_objects():
+        from dagster_project import definitions
+    return definitions
 
 
 def _instance():
@@ -536,10 +545,10 @@ def _deliveries_due(paths: dict[str, Path], catalog) -> bool:
 
 def _execute_delivery(paths: dict[str, Path], retry_exhausted: bool, fingerprint: str | None) -> int:
     """The job tally_delivery, in-process; fingerprint: the inputs of the run whose results these are."""
-    from dagster_project.definitions import DELIVERY_JOB
     from dagster_project.defs.partitions import INPUTS_TAG
 
-    return _execute_job(paths, DELIVERY_JOB,
+
+    return _execute_job(paths, _definitions().DELIVERY_JOB,
                         {"resources": {"delivery_options": {"config": {"retry_exhausted": retry_exhausted}}}},
                         {INPUTS_TAG: fingerprint} if fingerprint else {},
                         "delivery failed; billing and the published documents are as they were: fix what is named "
@@ -551,8 +560,9 @@ def _execute_job(paths: dict[str, Path], job_name: str, config: dict, tags: dict
     for flag, (variable, _) in PATH_FLAGS.items():
         os.environ[variable] = str(paths[flag])
 
-    from dagster_project.definitions import defs
     from dagster_project.defs.progress import PROGRESS_VARIABLE, is_verbose
+
+    defs = _definitions().defs
 
     if not is_verbose():
         config = {**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -594,10 +604,9 @@ def _pdfs(paths: dict[str, Path]) -> int:
             _error(f"no documents to typeset: {paths['warehouse']} was not billed by this version; run `tally run`")
             return EXIT_FAILED
         print(f"tally pdfs: warehouse {paths['warehouse']}, invoices {paths['invoices']}", flush=True)
-        from dagster_project.definitions import PDF_JOB
-
-        return _execute_job(paths, PDF_JOB, {}, {}, "typesetting failed; the invoices, their JSON and HTML and the "
-                                                    "PDFs written before are as they were: run `tally pdfs` again")
+        return _execute_job(paths, _definitions().PDF_JOB, {}, {},
+                            "typesetting failed; the invoices, their JSON and HTML and the PDFs written before are as "
+                            "they were: run `tally pdfs` again")
     finally:
         run_lock.release(paths["warehouse"])
 

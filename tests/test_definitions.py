@@ -74,3 +74,28 @@ def test_dbt_sends_no_usage_events():
          "--resource-type", "model", "--quiet", "--log-level", "none"])
     assert outcome.success and "tally.marts.metering.fct_meter_usage" in outcome.result
     assert tracking.active_user is not None and tracking.active_user.do_not_track
+
+
+def test_objects_built_to_last_are_built_without_the_cyclic_collector_and_frozen():
+    import gc
+
+    from dagster_project.long_lived import long_lived_objects
+
+    frozen_before = gc.get_freeze_count()
+    collections_before = sum(generation["collections"] for generation in gc.get_stats())
+    with long_lived_objects():
+        assert not gc.isenabled()
+        with long_lived_objects():  # nested: the outer block keeps the collector paused
+            pass
+        assert not gc.isenabled()
+        kept = [[index] for index in range(50_000)]  # enough allocations for dozens of collections
+    assert gc.isenabled()
+    assert sum(generation["collections"] for generation in gc.get_stats()) == collections_before
+    assert gc.get_freeze_count() >= frozen_before + len(kept)
+    gc.disable()
+    try:
+        with long_lived_objects():
+            pass
+        assert not gc.isenabled()  # a collector paused before stays paused
+    finally:
+        gc.enable()

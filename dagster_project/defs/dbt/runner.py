@@ -28,6 +28,7 @@ from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dagster_project import limits, warehouse
 from dagster_project.defs.dbt import unchanged
 from dagster_project.defs.dbt.project import TARGET_DIR, dbt_project, ensure_manifest, translator
+from dagster_project.long_lived import long_lived_objects
 from dagster_project.settings import duckdb_settings
 
 
@@ -45,7 +46,8 @@ def _parsed_manifest(path: str, modified: float):
     from dbt.contracts.graph.manifest import Manifest
     from dbt.parser.manifest import extended_mashumuro_decoder
 
-    return Manifest.from_msgpack(Path(path).read_bytes(), decoder=extended_mashumuro_decoder)
+    with long_lived_objects():
+        return Manifest.from_msgpack(Path(path).read_bytes(), decoder=extended_mashumuro_decoder)
 
 
 @cache
