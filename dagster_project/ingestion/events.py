@@ -262,7 +262,9 @@ def _append(con: duckdb.DuckDBPyConnection, batch_id: int, staged: _Staged, firs
             select ? + line_number, ?, file_name, line_number, event_id, schema_name, account_id,
                    event_timestamp, event_timestamp_utc, attributes, dimensions, parse_error, raw_line,
                    first_payload is not null,
-                   first_payload is not null and first_payload is distinct from {_payload("with_first")}
+                   -- a CASE builds the payload of the few duplicates only: an AND built it for every row
+                   case when first_payload is not null then first_payload is distinct from {_payload("with_first")}
+                        else false end
             from with_first
         """, [*staged.params, *staged.params, base, batch_id])
         return scalar(con, "select count(*) from raw.events where load_seq >= ? and is_duplicate", [base + first_line])
