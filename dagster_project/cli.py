@@ -408,7 +408,10 @@ def _instance():
     if not (home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_SETTINGS, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    from dagster_project.long_lived import long_lived_objects
+
+    with long_lived_objects():  # its storage's modules (SQLAlchemy, Alembic) load here
+        return dg.DagsterInstance.get()
 
 
 def _print_summary(warehouse_path: Path) -> bool:
