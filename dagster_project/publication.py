@@ -255,9 +255,11 @@ def _day_stamps(con: duckdb.DuckDBPyConnection, relation: str, daily: DailyTable
     small = [con.execute(f"select count(*), sum(hash(t)::hugeint) from {table} as t").fetchone()
              for table in daily.also_reads]
     context = hashlib.sha256(json.dumps([definition, small], default=str).encode()).hexdigest()
+    # grouped by the date, then named: naming each of 5.7M rows' day took 0.25 s, grouping 0.03 s
     return {day: f"{count}/{latest_run}/{context}" for day, count, latest_run in con.execute(
-        f"select {_day_expression(daily.day_column)} as part, count(*), max(metered_run) "
-        f"from {daily.rows} group by part").fetchall()}
+        f"select {_day_expression('day')} as part, sum(day_rows), max(latest_run) from ("
+        f"select {daily.day_column} as day, count(*) as day_rows, max(metered_run) as latest_run "
+        f"from {daily.rows} group by day) group by part").fetchall()}
 
 
 def _files(manifest: dict, table: str) -> dict[str, str]:
