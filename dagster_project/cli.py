@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dagster_project.catalog import ConfigError, load_catalog, load_catalog_once
+from dagster_project.long_lived import long_lived_objects
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_UNDELIVERED = 0, 1, 2, 3, 4, 5
 DELIVERY_FLAGS = ("config", "warehouse", "invoices")
@@ -391,8 +392,6 @@ def _outcome(held_back: bool, undelivered: bool) -> int:
 
 def _definitions():
     """definitions.py, imported (once per process) as objects kept to the end of it."""
-    from dagster_project.long_lived import long_lived_objects
-
     with long_lived_objects():
         from dagster_project import definitions
     return definitions
@@ -408,8 +407,6 @@ def _instance():
     if not (home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_SETTINGS, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    from dagster_project.long_lived import long_lived_objects
-
     with long_lived_objects():  # its storage's modules (SQLAlchemy, Alembic) load here
         return dg.DagsterInstance.get()
 
@@ -549,7 +546,6 @@ def _deliveries_due(paths: dict[str, Path], catalog) -> bool:
 def _execute_delivery(paths: dict[str, Path], retry_exhausted: bool, fingerprint: str | None) -> int:
     """The job tally_delivery, in-process; fingerprint: the inputs of the run whose results these are."""
     from dagster_project.defs.partitions import INPUTS_TAG
-
 
     return _execute_job(paths, _definitions().DELIVERY_JOB,
                         {"resources": {"delivery_options": {"config": {"retry_exhausted": retry_exhausted}}}},
