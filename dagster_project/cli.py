@@ -16,7 +16,9 @@ import re
 import shutil
 import sys
 import threading
+from contextlib import nullcontext
 from datetime import UTC, date, datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -390,8 +392,10 @@ def _outcome(held_back: bool, undelivered: bool) -> int:
     return EXIT_UNDELIVERED if undelivered else EXIT_OK
 
 
+@cache
 def _definitions():
-    """definitions.py, imported (once per process) as objects kept to the end of it."""
+    """definitions.py, imported once per process as objects kept to the end of it (a freeze per
+    job would also keep the garbage of the jobs before)."""
     with long_lived_objects():
         from dagster_project import definitions
     return definitions
@@ -407,7 +411,11 @@ def _instance():
     if not (home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_SETTINGS, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    with long_lived_objects():  # its storage's modules (SQLAlchemy, Alembic) load here
+    # the first instance of a process imports its storage (this project's event log storage, with
+    # SQLAlchemy and Alembic): modules kept to the end; an instance is closed after its job, so a
+    # later one, which imports nothing, is built as any other object
+    loads_storage = "dagster_project.event_log_storage" not in sys.modules
+    with long_lived_objects() if loads_storage else nullcontext():
         return dg.DagsterInstance.get()
 
 
